@@ -1,0 +1,162 @@
+"""Score files: one row per sample, bob.pad's CSV score format plus our own columns.
+
+Written by the deploy/scoring code (``write_scores``), read by ``make tables``
+(``read_scores``). Header and columns, in this order::
+
+    claimed_id,test_label,is_bonafide,attack_type,score,subject,video,quality,frame,label
+
+* ``claimed_id``  subject id (bob.pad column; equal to ``subject``)
+* ``test_label``  sample key ``<subject>/<video>/<frame>`` (bob.pad column)
+* ``is_bonafide`` ``True`` for genuine, ``False`` for attacks (bob.pad's
+  ``split_csv_pad`` and ``split_csv_pad_per_pai`` read this and ``attack_type``)
+* ``attack_type`` ``genuine``, ``warped``, ``cut`` or ``video`` (data_prep.casia.STEMS)
+* ``score``       p(y = 1 | x), the softmax output for "genuine"; ``nan`` marks a
+  failure to acquire; written with 17 significant digits so it reads back exactly
+* ``subject``     int, CASIA subject id (1..20 train, 1..30 test)
+* ``video``       the CASIA video stem (``1``, ``2``, ``HR_1``, ... ``HR_4``)
+* ``quality``     ``low``, ``normal`` or ``high`` (data_prep.casia.STEMS)
+* ``frame``       index of the sample's first frame in the video (-1 for video level)
+* ``label``       1 genuine, 0 attack (data_prep.casia.GENUINE / ATTACK)
+
+Label, attack type and quality are facts of the stem; ``write_scores`` fills them in
+from ``data_prep.casia.STEMS`` when a row leaves them out, and both functions refuse
+a row that contradicts that table.
+
+Files are written atomically (temp file in the same folder, then rename), so a
+crashed run never leaves half a score file behind.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+from collections import OrderedDict
+from pathlib import Path
+from typing import Iterable, Mapping, NamedTuple, Union
+
+import numpy as np
+
+from data_prep.casia import GENUINE, STEMS
+
+COLUMNS = ("claimed_id", "test_label", "is_bonafide", "attack_type", "score",
+           "subject", "video", "quality", "frame", "label")
+
+
+class ScoreRow(NamedTuple):
+    subject: int
+    video: str       # CASIA stem
+    label: int       # 1 genuine, 0 attack
+    attack: str      # "genuine", "warped", "cut", "video"
+    quality: str     # "low", "normal", "high"
+    frame: int       # first frame index of the sample; -1 for a video-level row
+    score: float     # p(genuine); NaN = failure to acquire
+
+
+RowLike = Union[ScoreRow, Mapping]
+
+
+def make_row(subject: int, video: str, frame: int, score: float) -> ScoreRow:
+    """A row with label, attack type and quality filled in from the stem table."""
+    video = str(video)
+    if video not in STEMS:
+        raise ValueError(f"unknown CASIA video stem {video!r}; known: {sorted(STEMS)}")
+    info = STEMS[video]
+    return ScoreRow(int(subject), video, info.label, info.attack, info.quality,
+                    int(frame), float(score))
+
+
+def _check(row: ScoreRow, where: str) -> ScoreRow:
+    info = STEMS.get(row.video)
+    if info is None:
+        raise ValueError(f"{where}: unknown CASIA video stem {row.video!r}")
+    if (row.label, row.attack, row.quality) != (info.label, info.attack, info.quality):
+        raise ValueError(f"{where}: stem {row.video!r} is {tuple(info)}, but the row says "
+                         f"label={row.label}, attack={row.attack!r}, quality={row.quality!r}")
+    return row
+
+
+def _as_row(r: RowLike, i: int) -> ScoreRow:
+    if isinstance(r, ScoreRow):
+        return _check(r, f"row {i}")
+    row = make_row(r["subject"], r["video"], r.get("frame", -1), r["score"])
+    given = ScoreRow(row.subject, row.video, int(r.get("label", row.label)),
+                     str(r.get("attack", row.attack)), str(r.get("quality", row.quality)),
+                     row.frame, row.score)
+    return _check(given, f"row {i}")
+
+
+def write_scores(path: str | os.PathLike, rows: Iterable[RowLike]) -> Path:
+    """Write score rows (ScoreRow or dicts with subject, video, frame, score) atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(COLUMNS)
+            for i, r in enumerate(rows):
+                r = _as_row(r, i)
+                score = "nan" if math.isnan(r.score) else format(r.score, ".17g")
+                w.writerow((r.subject, f"{r.subject}/{r.video}/{r.frame}",
+                            "True" if r.label == GENUINE else "False", r.attack, score,
+                            r.subject, r.video, r.quality, r.frame, r.label))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    return path
+
+
+def read_scores(path: str | os.PathLike) -> list[ScoreRow]:
+    """Read a score file written by :func:`write_scores`; checks header and stems."""
+    path = Path(path)
+    with open(path, newline="") as f:
+        rd = csv.DictReader(f)
+        missing = [c for c in ("subject", "video", "frame", "score", "is_bonafide")
+                   if c not in (rd.fieldnames or ())]
+        if missing:
+            raise ValueError(f"{path}: not a score file, missing column(s) {missing}")
+        out = []
+        for i, d in enumerate(rd, start=2):
+            row = make_row(int(d["subject"]), d["video"], int(d["frame"]), float(d["score"]))
+            bona = d["is_bonafide"].strip().lower() == "true"
+            given = ScoreRow(row.subject, row.video,
+                             int(d["label"]) if d.get("label") else int(bona),
+                             d.get("attack_type") or row.attack,
+                             d.get("quality") or row.quality, row.frame, row.score)
+            if bona != (given.label == GENUINE):
+                raise ValueError(f"{path}:{i}: is_bonafide={d['is_bonafide']} contradicts "
+                                 f"label={given.label}")
+            out.append(_check(given, f"{path}:{i}"))
+    return out
+
+
+def video_level(rows: Iterable[ScoreRow]) -> list[ScoreRow]:
+    """One row per (subject, video): the mean of the video's sample scores.
+
+    As bob.pad's finalize-scores (mean): NaN samples are left out of the mean; a
+    video whose samples are all NaN keeps a NaN score (a failure to acquire).
+    ``frame`` is -1. Order: first appearance of each video."""
+    groups: "OrderedDict[tuple, list]" = OrderedDict()
+    for r in rows:
+        groups.setdefault((r.subject, r.video), [r, []])[1].append(r.score)
+    out = []
+    for (subject, video), (first, scores) in groups.items():
+        a = np.asarray(scores, dtype=np.float64)
+        ok = a[~np.isnan(a)]
+        mean = float(ok.mean()) if ok.size else float("nan")
+        out.append(first._replace(frame=-1, score=mean))
+    return out
+
+
+def as_arrays(rows: Iterable[ScoreRow]) -> dict:
+    """Columns as numpy arrays: subject, label, attack, quality, video, score."""
+    rows = list(rows)
+    return {
+        "subject": np.array([r.subject for r in rows], dtype=np.int64),
+        "label": np.array([r.label for r in rows], dtype=np.int64),
+        "attack": np.array([r.attack for r in rows], dtype=object),
+        "quality": np.array([r.quality for r in rows], dtype=object),
+        "video": np.array([r.video for r in rows], dtype=object),
+        "score": np.array([r.score for r in rows], dtype=np.float64),
+    }

@@ -1,0 +1,496 @@
+"""``make tables``: Tables 1-2, the 7-protocol table, the ISO table, Figure 6 and curves,
+regenerated from score files without retraining.
+
+Usage::
+
+    python -m eval.tables --results DIR --out DIR [--level sample|video]
+                          [--config FILE] [--set eval.KEY=VALUE ...] [--note TEXT]
+
+Input layout (written by the training code)::
+
+    <results>/<model>_T<T>_s<scale>/fold<k>/scores_val.csv   k = 1..5, the fold model on its validation fold
+    <results>/<model>_T<T>_s<scale>/full/scores_test.csv     the model retrained on all train subjects
+
+``model`` is ``cnn``, ``lstm`` (Caffe's LSTM, no peepholes) or ``peephole``; score
+files follow ``eval.scores``. Per experiment and protocol (``eval.protocols``):
+
+* EER(val): EER of the pooled validation scores of the folds present (the mean of
+  the per-fold EERs is given too);
+* threshold: ``eer_threshold`` of those pooled validation scores;
+* HTER(test): (FAR + FRR) / 2 on test at that threshold; EER(test): EER on test;
+* 95 % intervals: bootstrap over test subjects (``eval.bootstrap``), for the overall
+  protocol of every experiment and for all protocols of the Table 1 experiments.
+
+Outputs in ``--out``: ``table1``, ``table2``, ``protocols``, ``iso`` (each ``.md``,
+``.csv``, ``.tex``), ``all_results.csv`` (every experiment x protocol),
+``fig6_hter_vs_threshold.png``, ``roc.png``, ``det.png``, ``hist_<experiment>.png``
+and ``index.md`` linking them. Missing experiments or folds are skipped with a note;
+finding no experiment at all is an error.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import re
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from configs import load_config
+from data_prep.casia import ATTACK_TYPES, GENUINE
+from eval import figures, metrics, paper_results
+from eval.bootstrap import BootstrapResult, subject_bootstrap
+from eval.protocols import PROTOCOLS, mask
+from eval.scores import as_arrays, read_scores, video_level
+
+EXP_RE = re.compile(r"^(cnn|lstm|peephole)_T(\d+)_s(\d+(?:\.\d+)?)$")
+FOLD_RE = re.compile(r"^fold(\d+)$")
+N_FOLDS_PAPER = 5
+
+
+@dataclass
+class Experiment:
+    name: str
+    model: str            # cnn | lstm | peephole
+    T: int
+    scale: float
+    folds: list           # fold numbers found
+    val: list             # per fold: as_arrays(...) of its validation scores
+    test: dict            # as_arrays of the test scores
+
+    @property
+    def label(self) -> str:
+        if self.model == "cnn":
+            return f"CNN s={self.scale:g}"
+        kind = "Caffe LSTM, no peephole" if self.model == "lstm" else "peephole LSTM"
+        return f"LSTM-CNN({self.T}) s={self.scale:g} [{kind}]"
+
+    @property
+    def paper_method(self) -> str:
+        return "CNN" if self.model == "cnn" else "LSTM-CNN"
+
+
+@dataclass
+class ProtocolResult:
+    protocol: str
+    eer_val: float
+    eer_val_fold_mean: float
+    threshold: float
+    hter_test: float
+    eer_test: float
+    far_test: float
+    frr_test: float
+    n_test: tuple         # (genuine, attack) with a score
+    fta_val: int
+    fta_test: int
+    pad: Optional[metrics.PadErrors]
+    ci: Optional[BootstrapResult] = None
+
+
+@dataclass
+class Report:
+    level: str
+    notes: list = field(default_factory=list)
+
+
+def _concat(parts: list) -> dict:
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _load(path: Path, level: str) -> dict:
+    rows = read_scores(path)
+    if not rows:
+        raise ValueError(f"{path}: no score rows")
+    return as_arrays(video_level(rows) if level == "video" else rows)
+
+
+def discover(results: Path, level: str, report: Report) -> list:
+    """Experiments under ``results``; incomplete ones are skipped with a note."""
+    if not results.is_dir():
+        raise FileNotFoundError(f"results folder not found: {results}")
+    found = []
+    for d in sorted(p for p in results.iterdir() if p.is_dir()):
+        m = EXP_RE.match(d.name)
+        if not m:
+            continue
+        test = d / "full" / "scores_test.csv"
+        folds = sorted(int(FOLD_RE.match(f.name).group(1)) for f in d.iterdir()
+                       if f.is_dir() and FOLD_RE.match(f.name) and (f / "scores_val.csv").is_file())
+        if not test.is_file():
+            report.notes.append(f"{d.name}: skipped, no full/scores_test.csv")
+            continue
+        if not folds:
+            report.notes.append(f"{d.name}: skipped, no fold*/scores_val.csv (no validation threshold)")
+            continue
+        if len(folds) != N_FOLDS_PAPER:
+            report.notes.append(f"{d.name}: {len(folds)} of {N_FOLDS_PAPER} validation folds "
+                                f"present (folds {', '.join(map(str, folds))}), pooled as they are")
+        val = [_load(d / f"fold{k}" / "scores_val.csv", level) for k in folds]
+        found.append(Experiment(d.name, m.group(1), int(m.group(2)), float(m.group(3)),
+                                folds, val, _load(test, level)))
+    if not found:
+        raise FileNotFoundError(
+            f"no experiment found in {results}: expected folders named "
+            f"<cnn|lstm|peephole>_T<T>_s<scale> holding full/scores_test.csv and "
+            f"fold<k>/scores_val.csv" + ("; " + "; ".join(report.notes) if report.notes else ""))
+    return found
+
+
+def _att_gen(arr: dict, sel: np.ndarray):
+    s = arr["score"][sel]
+    g = arr["label"][sel] == GENUINE
+    return s[~g], s[g]
+
+
+def _clean(x):
+    return x[~np.isnan(x)]
+
+
+def evaluate(exp: Experiment, protocol: str, bootstrap: Optional[dict]) -> Optional[ProtocolResult]:
+    """One experiment, one protocol; None when a class is missing."""
+    val = _concat(exp.val)
+    va, vg = _att_gen(val, mask(val, protocol))
+    ta, tg = _att_gen(exp.test, mask(exp.test, protocol))
+    fta_val = int(np.isnan(va).sum() + np.isnan(vg).sum())
+    fta_test = int(np.isnan(ta).sum() + np.isnan(tg).sum())
+    va, vg, ta, tg = map(_clean, (va, vg, ta, tg))
+    if min(va.size, vg.size, ta.size, tg.size) == 0:
+        return None
+    thr = metrics.eer_threshold(va, vg)
+    fold_eers = []
+    for f in exp.val:
+        a, g = map(_clean, _att_gen(f, mask(f, protocol)))
+        if a.size and g.size:
+            fold_eers.append(metrics.eer(a, g))
+    far, frr = metrics.farfrr(ta, tg, thr)
+    pad = None
+    if protocol == "overall":
+        sel = mask(exp.test, protocol) & (exp.test["label"] != GENUINE)
+        by_type = {a: exp.test["score"][sel & (exp.test["attack"] == a)] for a in ATTACK_TYPES}
+        by_type = {a: s for a, s in by_type.items() if s.size}
+        pad = metrics.apcer_bpcer(by_type, tg, thr)
+    r = ProtocolResult(protocol, metrics.eer(va, vg), float(np.mean(fold_eers)) if fold_eers else np.nan,
+                       thr, (far + frr) / 2, metrics.eer(ta, tg), far, frr, (tg.size, ta.size),
+                       fta_val, fta_test, pad)
+    if bootstrap:
+        sel = mask(exp.test, protocol)
+        r.ci = subject_bootstrap(exp.test["subject"][sel], exp.test["label"][sel],
+                                 exp.test["score"][sel], thr, **bootstrap)
+    return r
+
+
+# ----------------------------------------------------------------------------- formatting
+
+def pct(x) -> str:
+    return "—" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{100 * x:.2f}"
+
+
+def pct_ci(point, iv) -> str:
+    if iv is None:
+        return pct(point)
+    return f"{pct(point)} [{pct(iv.lo)}, {pct(iv.hi)}]"
+
+
+def delta(ours, paper_pct) -> str:
+    if paper_pct is None or ours is None or np.isnan(ours):
+        return ""
+    return f"{100 * ours - paper_pct:+.2f}"
+
+
+def _tex_escape(s: str) -> str:
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"),
+                 ("#", r"\#"), ("$", r"\$"), ("{", r"\{"), ("}", r"\}"), ("—", "--"),
+                 ("Δ", r"$\Delta$"), ("−", "-"), ("×", r"$\times$"), ("±", r"$\pm$")):
+        s = s.replace(a, b)
+    return s
+
+
+def write_table(out: Path, stem: str, caption: list, header: list, rows: list,
+                csv_header: list, csv_rows: list) -> list:
+    """Write ``stem``.md / .csv / .tex; ``caption`` is a list of lines (first = title)."""
+    md = [f"**{caption[0]}**", ""] + [f"*{c}*  " for c in caption[1:]] + [""]
+    md.append("| " + " | ".join(header) + " |")
+    md.append("|" + "|".join("---" for _ in header) + "|")
+    md += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    (out / f"{stem}.md").write_text("\n".join(md) + "\n")
+    with open(out / f"{stem}.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(csv_header)
+        w.writerows(csv_rows)
+    tex = [r"\begin{table}[t]", r"\centering", r"\small",
+           r"\begin{tabular}{l" + "c" * (len(header) - 1) + "}", r"\hline",
+           " & ".join(_tex_escape(h) for h in header) + r" \\", r"\hline"]
+    tex += [" & ".join(_tex_escape(str(c)) for c in r) + r" \\" for r in rows]
+    tex += [r"\hline", r"\end{tabular}",
+            r"\caption{" + _tex_escape(" ".join(caption)) + "}", r"\end{table}"]
+    (out / f"{stem}.tex").write_text("\n".join(tex) + "\n")
+    return [out / f"{stem}.{e}" for e in ("md", "csv", "tex")]
+
+
+# ----------------------------------------------------------------------------- selection
+
+def select_table1(exps: list, results: dict, cfg_eval: dict, report: Report) -> list:
+    """One experiment per model kind: the paper's setting if present, else lowest EER(val)."""
+    chosen = []
+    for model in ("cnn", "lstm", "peephole"):
+        cands = [e for e in exps if e.model == model and results[e.name].get("overall")]
+        if not cands:
+            continue
+        if model == "cnn":
+            want = [e for e in cands if abs(e.scale - cfg_eval["table1_cnn_scale"]) < 1e-9]
+            setting = f"scale {cfg_eval['table1_cnn_scale']:g}"
+        else:
+            want = [e for e in cands if e.T == cfg_eval["table1_lstm_T"]
+                    and abs(e.scale - cfg_eval["table1_lstm_scale"]) < 1e-9]
+            setting = f"T={cfg_eval['table1_lstm_T']}, scale {cfg_eval['table1_lstm_scale']:g}"
+        if want:
+            e, why = want[0], f"the paper's setting ({setting})"
+        else:
+            e = min(cands, key=lambda x: (results[x.name]["overall"].eer_val, x.name))
+            why = f"paper's setting ({setting}) absent; lowest EER(val) among {len(cands)} present"
+        report.notes.append(f"Table 1 {model}: {e.name}, {why}")
+        chosen.append(e)
+    return chosen
+
+
+# ----------------------------------------------------------------------------- tables
+
+def _caption_tail(report: Report, note: str, n_res: int, ci_level: float) -> list:
+    lvl = ("sample-level scores (one per image / per n-frame clip, as the paper reports)"
+           if report.level == "sample" else "video-level scores (mean of each video's sample scores)")
+    lines = [f"Scores: {lvl}.",
+             f"Ours: value [{100 * ci_level:g}% CI, bootstrap over test subjects, "
+             f"{n_res} resamples]; Δ = ours − paper, in points."]
+    if note:
+        lines.append(f"Note: {note}")
+    return lines
+
+
+def table1(out, chosen, results, tail) -> list:
+    header = ["Method", "Source", "EER(val)", "HTER(test)", "EER(test)"]
+    rows, csv_rows = [], []
+    csv_header = ["method", "source", "experiment", "n_folds", "eer_val", "eer_val_fold_mean",
+                  "threshold", "hter_test", "hter_lo", "hter_hi", "eer_test", "eer_lo", "eer_hi",
+                  "paper_eer_val", "paper_hter_test", "paper_eer_test",
+                  "d_eer_val", "d_hter_test", "d_eer_test"]
+    notes = []
+    for p in paper_results.TABLE1:
+        rows.append([p.method, f"paper; {p.cite}", pct(None if p.eer_val is None else p.eer_val / 100),
+                     pct(None if p.hter_test is None else p.hter_test / 100),
+                     pct(None if p.eer_test is None else p.eer_test / 100)])
+        csv_rows.append([p.method, "paper", "", "", p.eer_val, "", "", p.hter_test, "", "",
+                         p.eer_test, "", "", p.eer_val, p.hter_test, p.eer_test, "", "", ""])
+        for e in (c for c in chosen if c.paper_method == p.method):
+            r = results[e.name]["overall"]
+            ci = r.ci
+            rows.append([f"{e.label} (ours)", f"{e.name}, {len(e.folds)} fold(s)",
+                         f"{pct(r.eer_val)} (Δ {delta(r.eer_val, p.eer_val)})",
+                         f"{pct_ci(r.hter_test, ci.hter if ci else None)} (Δ {delta(r.hter_test, p.hter_test)})",
+                         f"{pct_ci(r.eer_test, ci.eer if ci else None)} (Δ {delta(r.eer_test, p.eer_test)})"])
+            csv_rows.append([e.label, "ours", e.name, len(e.folds), 100 * r.eer_val,
+                             100 * r.eer_val_fold_mean, r.threshold, 100 * r.hter_test,
+                             100 * ci.hter.lo if ci else "", 100 * ci.hter.hi if ci else "",
+                             100 * r.eer_test, 100 * ci.eer.lo if ci else "",
+                             100 * ci.eer.hi if ci else "", p.eer_val, p.hter_test, p.eer_test,
+                             delta(r.eer_val, p.eer_val), delta(r.hter_test, p.hter_test),
+                             delta(r.eer_test, p.eer_test)])
+            notes.append(f"{e.name}: EER(val) pooled over folds {e.folds}; mean of per-fold "
+                         f"EERs {pct(r.eer_val_fold_mean)}; validation threshold {r.threshold:.6g}.")
+    cap = ["Table 1. Basic results (%) on CASIA-FASD, overall protocol: EER(val) on the pooled "
+           "validation folds, HTER(test) at the validation EER threshold, EER(test)."] + tail + notes
+    return write_table(out, "table1", cap, header, rows, csv_header, csv_rows)
+
+
+def table2(out, exps, results, tail) -> list:
+    keys = sorted({(e.model, e.T) for e in exps}, key=lambda k: (["cnn", "lstm", "peephole"].index(k[0]), k[1]))
+    scales = sorted({e.scale for e in exps})
+    by = {(e.model, e.T, e.scale): e for e in exps}
+    header = ["Model"] + [f"s={s:.1f}" for s in scales]
+    rows, csv_rows = [], []
+    for model, T in keys:
+        name = "CNN" if model == "cnn" else f"LSTM-CNN({T})" + (" [Caffe LSTM]" if model == "lstm" else " [peephole]")
+        row = [name]
+        for s in scales:
+            paper = paper_results.table2_value(model, T, s)
+            e = by.get((model, T, s))
+            r = results[e.name].get("overall") if e else None
+            ptxt = "—" if paper is None else f"{paper:.2f}"
+            if r is None:
+                row.append(f"paper {ptxt} / ours —")
+                csv_rows.append([model, T, s, paper, "", "", "", ""])
+                continue
+            ci = r.ci.hter if r.ci else None
+            d = delta(r.hter_test, paper)
+            row.append(f"paper {ptxt} / ours {pct_ci(r.hter_test, ci)}" + (f" (Δ {d})" if d else ""))
+            csv_rows.append([model, T, s, paper, 100 * r.hter_test, 100 * ci.lo if ci else "",
+                             100 * ci.hi if ci else "", delta(r.hter_test, paper)])
+        rows.append(row)
+    cap = ["Table 2. Test HTER (%) by face-box scale and model; each cell: the paper's value / ours. "
+           "Both our LSTM variants are compared with the paper's LSTM-CNN(n)."] + tail
+    return write_table(out, "table2", cap, header, rows,
+                       ["model", "T", "scale", "paper_hter_test", "hter_test", "hter_lo", "hter_hi", "d_hter_test"],
+                       csv_rows)
+
+
+def protocol_table(out, chosen, results, tail) -> list:
+    header = ["Model", "Protocol", "test genuine / attack", "EER(val)", "threshold",
+              "HTER(test)", "EER(test)", "FTA val / test"]
+    rows, csv_rows = [], []
+    for e in chosen:
+        for p in PROTOCOLS:
+            r = results[e.name].get(p)
+            if r is None:
+                rows.append([e.label, p, "—", "—", "—", "—", "—", "—"])
+                continue
+            ci = r.ci
+            rows.append([e.label, p, f"{r.n_test[0]} / {r.n_test[1]}", pct(r.eer_val), f"{r.threshold:.4g}",
+                         pct_ci(r.hter_test, ci.hter if ci else None),
+                         pct_ci(r.eer_test, ci.eer if ci else None), f"{r.fta_val} / {r.fta_test}"])
+            csv_rows.append([e.name, p, r.n_test[0], r.n_test[1], 100 * r.eer_val, r.threshold,
+                             100 * r.hter_test, 100 * ci.hter.lo if ci else "", 100 * ci.hter.hi if ci else "",
+                             100 * r.eer_test, 100 * ci.eer.lo if ci else "", 100 * ci.eer.hi if ci else "",
+                             r.fta_val, r.fta_test])
+    cap = ["CASIA-FASD's 7 test protocols (%). Quality-wise: genuine and attacks of that quality; "
+           "attack-wise: that attack type against all genuine videos. Each protocol's threshold "
+           "is the EER threshold of the validation scores in the same protocol."] + tail
+    return write_table(out, "protocols", cap, header, rows,
+                       ["experiment", "protocol", "n_genuine", "n_attack", "eer_val", "threshold",
+                        "hter_test", "hter_lo", "hter_hi", "eer_test", "eer_lo", "eer_hi", "fta_val", "fta_test"],
+                       csv_rows)
+
+
+def iso_table(out, chosen, results, tail) -> list:
+    header = ["Model", "threshold"] + [f"APCER {a}" for a in ATTACK_TYPES] + ["APCER (max)", "BPCER", "ACER", "FTA"]
+    rows, csv_rows = [], []
+    for e in chosen:
+        r = results[e.name]["overall"]
+        pad = r.pad
+        per = [pct(pad.apcer_by_type.get(a)) for a in ATTACK_TYPES]
+        fta = sum(pad.fta_by_type.values()) + pad.fta_genuine
+        rows.append([e.label, f"{r.threshold:.4g}"] + per + [pct(pad.apcer), pct(pad.bpcer), pct(pad.acer), fta])
+        csv_rows.append([e.name, r.threshold] + [100 * pad.apcer_by_type[a] if a in pad.apcer_by_type else ""
+                                                 for a in ATTACK_TYPES]
+                        + [100 * pad.apcer, 100 * pad.bpcer, 100 * pad.acer, fta])
+    cap = ["ISO/IEC 30107-3 metrics (%) on test at the validation EER threshold (overall protocol): "
+           "APCER per attack type (PAI species), APCER = max over types, BPCER = FRR, "
+           "ACER = (APCER + BPCER) / 2. FTA: NaN scores, left out of the rates."] + tail[:1] + tail[2:]
+    return write_table(out, "iso", cap, header, rows,
+                       ["experiment", "threshold"] + [f"apcer_{a}" for a in ATTACK_TYPES]
+                       + ["apcer_max", "bpcer", "acer", "fta"], csv_rows)
+
+
+def all_results_csv(out: Path, exps, results) -> Path:
+    path = out / "all_results.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["experiment", "model", "T", "scale", "n_folds", "protocol", "eer_val",
+                    "eer_val_fold_mean", "threshold", "hter_test", "hter_lo", "hter_hi",
+                    "eer_test", "eer_lo", "eer_hi", "far_test", "frr_test", "n_genuine",
+                    "n_attack", "fta_val", "fta_test"])
+        for e in exps:
+            for p in PROTOCOLS:
+                r = results[e.name].get(p)
+                if r is None:
+                    continue
+                ci = r.ci
+                w.writerow([e.name, e.model, e.T, e.scale, len(e.folds), p, 100 * r.eer_val,
+                            100 * r.eer_val_fold_mean, r.threshold, 100 * r.hter_test,
+                            100 * ci.hter.lo if ci else "", 100 * ci.hter.hi if ci else "",
+                            100 * r.eer_test, 100 * ci.eer.lo if ci else "", 100 * ci.eer.hi if ci else "",
+                            100 * r.far_test, 100 * r.frr_test, r.n_test[0], r.n_test[1],
+                            r.fta_val, r.fta_test])
+    return path
+
+
+# ----------------------------------------------------------------------------- driver
+
+def run(results_dir, out_dir, level: Optional[str] = None, cfg: Optional[dict] = None,
+        note: Optional[str] = None, log=print) -> dict:
+    """Compute everything and write tables and figures; returns {name: path}."""
+    cfg = cfg or load_config(None)
+    ev = cfg["eval"]
+    level = level or ev["level"]
+    if level not in ("sample", "video"):
+        raise ValueError(f"level must be 'sample' or 'video', got {level!r}")
+    note = ev["note"] if note is None else note
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    report = Report(level)
+    exps = discover(Path(results_dir), level, report)
+    boot = {"n_resamples": ev["bootstrap_resamples"], "ci_level": ev["ci_level"], "seed": cfg["seed"]}
+
+    results = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", metrics.FailureToAcquireWarning)
+        for e in exps:
+            r = evaluate(e, "overall", boot)
+            results[e.name] = {"overall": r} if r else {}
+            if r is None:
+                report.notes.append(f"{e.name}: overall protocol lacks a class; left out")
+        chosen = select_table1(exps, results, ev, report)
+        for e in exps:
+            for p in PROTOCOLS[1:]:
+                r = evaluate(e, p, boot if e in chosen else None)
+                if r is None:
+                    report.notes.append(f"{e.name}: protocol {p} lacks a class in val or test; left out")
+                results[e.name][p] = r
+    exps = [e for e in exps if results[e.name].get("overall")]
+    if not exps:
+        raise ValueError("no experiment has both genuine and attack scores")
+
+    tail = _caption_tail(report, note, ev["bootstrap_resamples"], ev["ci_level"])
+    written = {}
+    for name, fn in (("table1", lambda: table1(out, chosen, results, tail)),
+                     ("table2", lambda: table2(out, exps, results, tail)),
+                     ("protocols", lambda: protocol_table(out, chosen, results, tail)),
+                     ("iso", lambda: iso_table(out, chosen, results, tail))):
+        written[name] = fn()[0]
+    written["all_results"] = all_results_csv(out, exps, results)
+
+    cap = f"{'sample' if level == 'sample' else 'video'}-level test scores" + (f"; {note}" if note else "")
+    curves = [(e.label, e.test, results[e.name]["overall"].threshold) for e in chosen]
+    written["fig6"] = figures.fig6_hter_vs_threshold(curves, out / "fig6_hter_vs_threshold.png", cap,
+                                                     ev["fig6_points"])
+    written["roc"] = figures.roc_curves(curves, out / "roc.png", cap)
+    written["det"] = figures.det_curves(curves, out / "det.png", cap)
+    for e in chosen:
+        written[f"hist_{e.name}"] = figures.score_histogram(
+            e.label, e.test, results[e.name]["overall"].threshold, out / f"hist_{e.name}.png", cap)
+
+    index = ["# Evaluation outputs", "", f"Score level: {level}." + (f" Note: {note}" if note else ""), ""]
+    index += [f"- [{k}]({Path(v).name})" for k, v in written.items()]
+    index += ["", "## Notes", ""] + [f"- {n}" for n in report.notes]
+    (out / "index.md").write_text("\n".join(index) + "\n")
+    written["index"] = out / "index.md"
+    for n in report.notes:
+        log(f"note: {n}")
+    log(f"wrote {len(written)} outputs to {out}")
+    return written
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m eval.tables", description=__doc__.split("\n")[0])
+    ap.add_argument("--results", required=True, help="folder of <model>_T<T>_s<scale> experiments")
+    ap.add_argument("--out", required=True, help="folder for tables and figures")
+    ap.add_argument("--level", choices=("sample", "video"), default=None,
+                    help="score level (default: eval.level of the config)")
+    ap.add_argument("--config", default=None, help="YAML config (default: configs/default.yaml)")
+    ap.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    ap.add_argument("--note", default=None, help="caption note (default: eval.note of the config)")
+    a = ap.parse_args(argv)
+    cfg = load_config(a.config, a.overrides)
+    print("eval config:", {"seed": cfg["seed"], **cfg["eval"]})
+    try:
+        run(a.results, a.out, a.level, cfg, a.note)
+    except (FileNotFoundError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

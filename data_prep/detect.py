@@ -1,0 +1,214 @@
+"""Viola-Jones face detection, run once per video and cached (paper §4.1).
+
+OpenCV's ``haarcascade_frontalface_default.xml`` on every decoded frame; the largest
+face per frame is kept (ties: the top-left one). The result of a video -- one box per
+frame, or none -- is cached in ``<cache>/<sha256 of the video file>_<hash of the
+detector params>.npz``, so every scale and every T reuses it and a rerun after a kill
+repeats no finished video. Failures (unreadable, zero frames, no face at all) are
+cached too: the same bytes fail the same way.
+
+Cache arrays: ``boxes`` int32 (F, 4) as x, y, w, h in pixels of the decoded frame,
+-1 where no face was found; ``shape`` (height, width); ``status`` "ok" or "skip";
+``reason`` text; ``note`` text (e.g. truncation).
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from data_prep import util
+from data_prep.util import file_sha256, stable_hash
+
+_CASCADES: dict[str, "cv2.CascadeClassifier"] = {}
+
+
+def detector_params(cfg_detect: dict) -> dict:
+    """The parameters that change detection results (and so the cache key)."""
+    return {
+        "cascade": cfg_detect["cascade"],
+        "scale_factor": float(cfg_detect["scale_factor"]),
+        "min_neighbors": int(cfg_detect["min_neighbors"]),
+        "min_size": int(cfg_detect["min_size"]),
+        "downscale": float(cfg_detect["downscale"]),
+        "opencv": cv2.__version__,
+    }
+
+
+def _cascade(name: str) -> "cv2.CascadeClassifier":
+    if name not in _CASCADES:
+        path = name if os.path.isabs(name) else os.path.join(cv2.data.haarcascades, name)
+        c = cv2.CascadeClassifier(path)
+        if c.empty():
+            raise RuntimeError(f"cannot load Haar cascade {path}")
+        _CASCADES[name] = c
+    return _CASCADES[name]
+
+
+def largest_face(faces) -> tuple[int, int, int, int] | None:
+    """Largest box by area; ties go to the smallest (y, x). None if there is none."""
+    if faces is None or len(faces) == 0:
+        return None
+    best = min((tuple(int(v) for v in f) for f in faces),
+               key=lambda b: (-b[2] * b[3], b[1], b[0]))
+    return best
+
+
+def detect_frame(frame: np.ndarray, params: dict) -> tuple[int, int, int, int] | None:
+    """Largest face of one BGR frame, in pixels of that frame."""
+    gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    d = params["downscale"]
+    if d != 1.0:
+        gray = cv2.resize(gray, None, fx=d, fy=d, interpolation=cv2.INTER_AREA)
+    ms = max(1, int(round(params["min_size"] * d)))
+    faces = _cascade(params["cascade"]).detectMultiScale(
+        gray, scaleFactor=params["scale_factor"], minNeighbors=params["min_neighbors"],
+        minSize=(ms, ms))
+    box = largest_face(faces)
+    if box is None or d == 1.0:
+        return box
+    return tuple(int(round(v / d)) for v in box)
+
+
+def cache_path(cache_dir: Path, sha: str, params: dict) -> Path:
+    return Path(cache_dir) / f"{sha}_{stable_hash(params, 12)}.npz"
+
+
+def detect_video(path: str, params: dict) -> dict:
+    """Decode ``path`` and detect the largest face in every frame."""
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        return {"status": "skip", "reason": "cannot open or decode the video",
+                "boxes": np.zeros((0, 4), np.int32), "shape": (0, 0), "note": ""}
+    reported = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+    boxes = []
+    shape = (0, 0)
+    while True:
+        ok, frame = cap.read()
+        if not ok or frame is None:
+            break
+        shape = frame.shape[:2]
+        b = detect_frame(frame, params)
+        boxes.append(b if b is not None else (-1, -1, -1, -1))
+    cap.release()
+    arr = np.asarray(boxes, np.int32).reshape(-1, 4)
+    note = ""
+    if len(arr) == 0:
+        return {"status": "skip", "reason": "zero frames decoded (empty, truncated or corrupt)",
+                "boxes": arr, "shape": shape, "note": ""}
+    if reported > len(arr):
+        note = f"truncated: decoded {len(arr)} of {reported} frames; using those"
+    if not (arr[:, 2] > 0).any():
+        return {"status": "skip", "reason": f"no face found in any of {len(arr)} frames",
+                "boxes": arr, "shape": shape, "note": note}
+    return {"status": "ok", "reason": "", "boxes": arr, "shape": shape, "note": note}
+
+
+def save_result(path: Path, res: dict) -> None:
+    tmp = util.tmp_name(path)
+    try:
+        with open(tmp, "wb") as f:
+            np.savez(f, boxes=res["boxes"], shape=np.asarray(res["shape"], np.int32),
+                     status=np.str_(res["status"]), reason=np.str_(res["reason"]),
+                     note=np.str_(res["note"]))
+        os.replace(tmp, path)
+    except OSError as e:
+        util._cleanup(tmp)
+        raise util.output_error(e, path) from e
+
+
+def load_result(path: Path) -> dict:
+    with np.load(path) as z:
+        return {"boxes": z["boxes"], "shape": tuple(int(v) for v in z["shape"]),
+                "status": str(z["status"]), "reason": str(z["reason"]), "note": str(z["note"])}
+
+
+def _job(args):
+    key, path, cpath, params = args
+    t = time.perf_counter()
+    res = detect_video(path, params)
+    save_result(Path(cpath), res)
+    return key, len(res["boxes"]), time.perf_counter() - t
+
+
+@dataclass
+class Detection:
+    status: str
+    reason: str
+    note: str
+    boxes: np.ndarray       # (F, 4) int32, -1 rows = no face
+    shape: tuple            # (height, width)
+    cache: Path
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.boxes)
+
+    @property
+    def has_face(self) -> np.ndarray:
+        return self.boxes[:, 2] > 0
+
+
+def estimate_frames(path: Path) -> int:
+    cap = cv2.VideoCapture(str(path))
+    n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if cap.isOpened() else 0
+    cap.release()
+    return max(n, 0)
+
+
+def run_detection(jobs: list[tuple[str, Path, str]], cache_dir: Path, params: dict,
+                  workers: int, progress: bool = True) -> tuple[dict, dict]:
+    """Detect faces in every video not yet cached.
+
+    ``jobs``: (key, path, sha256) per video. Returns ({key: Detection}, stats) where stats
+    has the frames and seconds of the detection actually run now.
+    """
+    cache_dir = Path(cache_dir)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    todo = []
+    for key, path, sha in jobs:
+        cp = cache_path(cache_dir, sha, params)
+        if not cp.exists():
+            todo.append((key, str(path), str(cp), params))
+    stats = {"videos": len(todo), "frames": 0, "seconds": 0.0, "workers": workers}
+    if todo:
+        # biggest files first: the last job to finish is a short one
+        todo.sort(key=lambda j: (-os.path.getsize(j[1]), j[0]))
+        total = sum(estimate_frames(Path(j[1])) for j in todo)
+        bar = _bar(total, "detect", progress)
+        t0 = time.perf_counter()
+        if workers <= 1:
+            util.worker_init()
+            it = map(_job, todo)
+            pool = None
+        else:
+            pool = mp.get_context("fork").Pool(workers, initializer=util.worker_init)
+            it = pool.imap_unordered(_job, todo, chunksize=1)
+        try:
+            for key, n, _ in it:
+                stats["frames"] += n
+                bar.update(n)
+                util.kill_hook("detect")
+        finally:
+            if pool is not None:
+                pool.close()
+                pool.join()
+            bar.close()
+        stats["seconds"] = time.perf_counter() - t0
+    out = {}
+    for key, path, sha in jobs:
+        cp = cache_path(cache_dir, sha, params)
+        r = load_result(cp)
+        out[key] = Detection(r["status"], r["reason"], r["note"], r["boxes"], r["shape"], cp)
+    return out, stats
+
+
+def _bar(total, desc, on):
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit="frame", disable=not on, smoothing=0.1,
+                dynamic_ncols=True, mininterval=0.5)

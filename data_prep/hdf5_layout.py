@@ -1,0 +1,100 @@
+"""The layout of the prepared samples on disk: stated here once, every module follows it.
+
+Paper §4.1 (samples) and §4.3 (folds); Caffe's ``HDF5Data`` layer reads the shards.
+
+Output tree under ``OUT`` (``python -m data_prep --out OUT``)::
+
+    OUT/config.yaml                  resolved config of the last run
+    OUT/report.json                  counts, skipped videos and why, timings
+    OUT/videos.json                  video_id -> path relative to the data set root, sha256, split, ...
+    OUT/detections/                  Viola-Jones cache, one .npz per (video content, detector params)
+    OUT/s{scale:.1f}_T{T}/           one folder per (scale, T); present only when complete
+        train_fold{k}_{NNNN}.h5      samples of the train subjects of fold k (k = 1..K)
+        test_{NNNN}.h5               samples of the test subjects
+        train.txt                    all train shards            } absolute paths, one per
+        test.txt                     all test shards             } line, for HDF5Data.source
+        fold{k}_train.txt            shards of every fold but k  }
+        fold{k}_val.txt              shards of fold k            }
+        manifest.json                what was built and from what (used to skip up-to-date work)
+    OUT/.building/                   work in progress; renamed into place when complete
+
+Datasets in every shard, N samples, sample-major:
+
+    ========  =======  ===============  ==================================================
+    name      dtype    shape            meaning
+    ========  =======  ===============  ==================================================
+    data      uint8    (N, T, 3, H, W)  T consecutive frames (T = 1 for the CNN: the net
+                                        reshapes), channels B, G, R as OpenCV decodes,
+                                        H = W = samples.size, pixel values 0..255
+    label     float32  (N,)             1 = genuine (bona fide), 0 = attack
+    subject   int32    (N,)             subject number within its split
+    stem      S8       (N,)             video stem, e.g. b"HR_2" (casia.STEMS)
+    attack    S8       (N,)             b"genuine", b"warped", b"cut" or b"video"
+    quality   S8       (N,)             b"low", b"normal" or b"high"
+    frame     int32    (N,)             index of the sample's first frame in its video
+    video_id  int32    (N,)             index into OUT/videos.json
+    ========  =======  ===============  ==================================================
+
+Caffe's ``HDF5Data`` reads only the datasets named as its tops (``data``, ``label``),
+converts them to float and applies no transform: scaling to [0, 1] or mean subtraction
+is the net's job. It shuffles only within a file and the order of files, so training
+shards are written with their samples already in a seeded random order
+(``hdf5.shuffle_train``); test shards keep video order. Each shard is written to a
+temporary name and renamed when complete, so a file under a final name is whole.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+LAYOUT_VERSION = 1
+
+DATA = "data"
+LABEL = "label"
+META_INT = ("subject", "frame", "video_id")      # int32 (N,)
+META_STR = ("stem", "attack", "quality")         # S8 (N,)
+DATA_DTYPE = "uint8"
+LABEL_DTYPE = "float32"
+META_INT_DTYPE = "int32"
+META_STR_DTYPE = "S8"
+CHANNELS = 3
+CHANNEL_ORDER = "BGR"
+AXES = ("N", "T", "C", "H", "W")
+
+
+def combo_name(scale: float, T: int) -> str:
+    """Folder of one (scale, T) combination, e.g. ``s1.8_T7``."""
+    return f"s{float(scale):.1f}_T{int(T)}"
+
+
+def combo_dir(out: str | os.PathLike, scale: float, T: int) -> Path:
+    return Path(out) / combo_name(scale, T)
+
+
+def shard_name(group: str, index: int) -> str:
+    """``group`` is ``test`` or ``train_fold{k}``."""
+    return f"{group}_{index:04d}.h5"
+
+
+def group_names(n_folds: int) -> list[str]:
+    return [f"train_fold{k}" for k in range(1, n_folds + 1)] + ["test"]
+
+
+def list_names(n_folds: int) -> list[str]:
+    names = ["train", "test"]
+    for k in range(1, n_folds + 1):
+        names += [f"fold{k}_train", f"fold{k}_val"]
+    return names
+
+
+def list_file(out: str | os.PathLike, scale: float, T: int, which: str) -> Path:
+    """Path of the list file for ``HDF5Data.source``.
+
+    ``which``: ``train``, ``test``, ``fold{k}_train`` or ``fold{k}_val`` (k = 1..K).
+    """
+    ok = which in ("train", "test") or (
+        which.startswith("fold") and which.rsplit("_", 1)[-1] in ("train", "val")
+        and which[4:].split("_")[0].isdigit())
+    if not ok:
+        raise ValueError(f"list_file: which={which!r}; expected train, test, fold<k>_train or fold<k>_val")
+    return combo_dir(out, scale, T) / f"{which}.txt"

@@ -1,0 +1,426 @@
+"""Data preparation end to end: index, one detection pass, samples, shards, report.
+
+Stages, each resumable after a kill (every file is written to a temporary name and
+renamed when complete):
+
+1. index the tree (index.py) and hash every video (hashes cached by size and mtime);
+2. detect faces in every video not yet in the cache (detect.py), a worker per core;
+3. for each requested (scale, T) not up to date: decode each video once, stream its
+   frames into every combination's staging file (samples.py);
+4. cut each group (train fold k, test) into shards (shards.py), write the list files and
+   the manifest, and rename the finished folder into place (layout: hdf5_layout.py).
+
+A combination whose manifest matches the current inputs and config is skipped, so a
+rerun does nothing and a new scale or T builds only what is new.
+"""
+from __future__ import annotations
+
+import json
+import multiprocessing as mp
+import os
+import shutil
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+from data_prep import casia, detect, folds as folds_mod, index, samples, shards
+from data_prep import hdf5_layout as L
+from data_prep import util
+from data_prep.index import DatasetError
+from data_prep.util import OutputError, stable_hash
+
+
+def _log(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def _check_out(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / f".write_probe{os.getpid()}"
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.unlink(probe)
+    except OSError as e:
+        raise util.output_error(e, out) from e
+
+
+def _hashes(videos, cache_file: Path) -> tuple[dict, list]:
+    """sha256 of every video, reusing the cache when size and mtime match."""
+    try:
+        old = json.loads(cache_file.read_text()) if cache_file.exists() else {}
+    except (OSError, ValueError):
+        old = {}
+    new, bad = {}, []
+    for v in videos:
+        try:
+            st = v.path.stat()
+            rec = old.get(str(v.path))
+            if rec and rec[0] == st.st_size and rec[1] == st.st_mtime_ns:
+                new[str(v.path)] = rec
+            else:
+                new[str(v.path)] = [st.st_size, st.st_mtime_ns, util.file_sha256(v.path)]
+        except OSError as e:
+            bad.append({"video": v.rel, "reason": f"unreadable: {e.strerror or e}"})
+    if new != old:
+        util.write_json_atomic(cache_file, new)
+    return {p: r[2] for p, r in new.items()}, bad
+
+
+def _workers(cfg) -> int:
+    w = int(cfg["prep"]["workers"])
+    return w if w > 0 else (os.cpu_count() or 1)
+
+
+def _combo_key(cfg, out, scale, T, vids, dets, folds, dparams) -> str:
+    s, h = cfg["samples"], cfg["hdf5"]
+    return stable_hash({
+        "layout": L.LAYOUT_VERSION, "scale": float(scale), "T": int(T), "out": str(out),
+        "size": s["size"], "interp": s["interp"], "stride": samples.stride_for(T, s["stride"]),
+        "missing_face": s["missing_face"], "max_per_video": s["max_per_video"],
+        "shard_mb": h["shard_mb"], "shuffle_train": h["shuffle_train"], "seed": cfg["seed"],
+        "folds": [list(f) for f in folds], "detector": dparams,
+        "videos": [(v.key, dets[v.key].cache.name) for v in vids]}, 24)
+
+
+def run(cfg: dict, root, out, progress: bool = True, log=_log) -> dict:
+    """Prepare every requested (scale, T); return the report (also written to OUT/report.json)."""
+    t_start = time.perf_counter()
+    out = Path(out).resolve()
+    _check_out(out)
+    s_cfg, h_cfg = cfg["samples"], cfg["hdf5"]
+    if s_cfg["missing_face"] not in ("skip", "keep"):
+        raise ValueError(f"samples.missing_face must be skip or keep, got {s_cfg['missing_face']!r}")
+    if s_cfg["interp"] not in samples.INTERP:
+        raise ValueError(f"samples.interp must be one of {list(samples.INTERP)}")
+    scales = [float(x) for x in s_cfg["scales"]]
+    Ts = [int(x) for x in s_cfg["seq_lengths"]]
+    if not scales or not Ts or min(scales) <= 0 or min(Ts) < 1:
+        raise ValueError("samples.scales and samples.seq_lengths must be non-empty, positive")
+    size = int(s_cfg["size"])
+    workers = _workers(cfg)
+
+    # 1. index and hashes
+    idx = index.scan(root)
+    cache_dir = Path(cfg["prep"]["cache_dir"]) if cfg["prep"]["cache_dir"] else out / "detections"
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise util.output_error(e, cache_dir) from e
+    shas, skipped = _hashes(idx.videos, cache_dir / "hashes.json")
+
+    # 2. detection, once per video content and detector params
+    dparams = detect.detector_params(cfg["detect"])
+    jobs = [(v.key, v.path, shas[str(v.path)]) for v in idx.videos if str(v.path) in shas]
+    t0 = time.perf_counter()
+    dets, dstats = detect.run_detection(jobs, cache_dir, dparams, workers, progress)
+    t_detect = time.perf_counter() - t0
+    warnings = list(idx.warnings)
+    usable = []
+    for v in idx.videos:
+        d = dets.get(v.key)
+        if d is None:
+            continue
+        if d.note:
+            warnings.append(f"{v.rel}: {d.note}")
+        if d.status == "ok":
+            usable.append(v)
+        else:
+            skipped.append({"video": v.rel, "reason": d.reason})
+    skipped.sort(key=lambda s: s["video"])
+    if not usable:
+        raise DatasetError(f"nothing usable under {idx.root}: all {len(idx.videos)} videos skipped: "
+                           + "; ".join(f"{s['video']}: {s['reason']}" for s in skipped[:5]))
+    vid_id = {v.key: i for i, v in enumerate(idx.videos)}
+    util.write_json_atomic(out / "videos.json", [
+        {"video_id": vid_id[v.key], "video": v.rel, "sha256": shas.get(str(v.path)),
+         "split": v.split, "subject": v.subject, "stem": v.stem, "label": v.label,
+         "attack": v.attack, "quality": v.quality,
+         "frames": dets[v.key].n_frames if v.key in dets else 0,
+         "status": dets[v.key].status if v.key in dets else "skip"} for v in idx.videos])
+
+    # folds (paper §4.3)
+    gfrac = defaultdict(list)
+    for v in usable:
+        if v.split == "train":
+            gfrac[v.subject].append(v.label == casia.GENUINE)
+    train_subj = {s: float(np.mean(x)) for s, x in gfrac.items()}
+    test_subj = sorted({v.subject for v in usable if v.split == "test"})
+    if not train_subj:
+        raise DatasetError("no usable train video: cannot make folds")
+    folds, fold_method = folds_mod.assign_folds(train_subj, test_subj, cfg["folds"]["method"],
+                                                int(cfg["folds"]["count"]), int(cfg["seed"]))
+    fold_of = {s: k for k, f in enumerate(folds, 1) for s in f}
+    for k, f in enumerate(folds, 1):
+        if not f:
+            warnings.append(f"fold {k} has no subject: fold{k}_val.txt is empty")
+    groups = L.group_names(len(folds))
+
+    def group_of(v):
+        return "test" if v.split == "test" else f"train_fold{fold_of[v.subject]}"
+
+    # 3. which combinations need building
+    combos = []
+    for scale in scales:
+        for T in Ts:
+            name = L.combo_name(scale, T)
+            wins = {v.key: samples.windows(dets[v.key].boxes, T, s_cfg["stride"],
+                                           s_cfg["missing_face"], s_cfg["max_per_video"])
+                    for v in usable}
+            key = _combo_key(cfg, out, scale, T, usable, dets, folds, dparams)
+            final = out / name
+            man = final / "manifest.json"
+            up = man.exists() and json.loads(man.read_text()).get("key") == key
+            combos.append({"scale": scale, "T": T, "name": name, "key": key, "wins": wins,
+                           "final": final, "up_to_date": up,
+                           "build": out / ".building" / name})
+    todo = [c for c in combos if not c["up_to_date"]]
+    t_build0 = time.perf_counter()
+    stage_frames = 0
+    if not todo:
+        log(f"nothing to do: all {len(combos)} (scale, T) combinations are up to date in {out}")
+    else:
+        log(f"building {len(todo)} of {len(combos)} (scale, T) combinations: "
+            + " ".join(c["name"] for c in todo))
+        for c in todo:
+            _prepare_build_dir(c)
+        stage_frames = _stage(todo, usable, dets, size, s_cfg["interp"], workers, progress)
+        _write_shards(todo, usable, group_of, groups, vid_id, cfg, size, workers, progress)
+        for c in todo:
+            _finalize(c, out, groups, len(folds))
+            util.kill_hook("combo")
+        try:
+            (out / ".building").rmdir()
+        except OSError:
+            pass
+    t_build = time.perf_counter() - t_build0
+
+    # report
+    decoded = [dets[v.key] for v in idx.videos if v.key in dets and dets[v.key].n_frames > 0]
+    report = {
+        "dataset": str(idx.root), "out": str(out),
+        "videos": {"indexed": len(idx.videos), "read": len(decoded), "usable": len(usable),
+                   "skipped": len(skipped)},
+        "frames": int(sum(d.n_frames for d in decoded)),
+        "frames_without_face": int(sum((~d.has_face).sum() for d in decoded)),
+        "skipped": skipped,
+        "warnings": warnings,
+        "extra_files": idx.extra,
+        "folds": {"method": fold_method, "folds": [list(f) for f in folds],
+                  "test_subjects": test_subj},
+        "samples": {},
+        "built": [c["name"] for c in todo],
+        "up_to_date": [c["name"] for c in combos if c["up_to_date"]],
+        "detection": {"videos_detected_now": dstats["videos"], "frames_detected_now": dstats["frames"],
+                      "seconds": round(t_detect, 3), "workers": workers,
+                      "frames_per_s": round(dstats["frames"] / dstats["seconds"], 2)
+                      if dstats["seconds"] else None, "params": dparams},
+        "timing": {"build_seconds": round(t_build, 3), "staged_frames": stage_frames,
+                   "total_seconds": round(time.perf_counter() - t_start, 3)},
+    }
+    for c in combos:
+        man = json.loads((c["final"] / "manifest.json").read_text())
+        report["samples"][c["name"]] = {"scale": c["scale"], "T": c["T"], "groups": man["groups"]}
+    util.write_json_atomic(out / "report.json", report)
+    _summary(report, log)
+    return report
+
+
+def _prepare_build_dir(c) -> None:
+    b = c["build"]
+    plan = b / "plan.json"
+    if b.exists():
+        try:
+            same = json.loads(plan.read_text()).get("key") == c["key"]
+        except (OSError, ValueError):
+            same = False
+        if not same:
+            shutil.rmtree(b)
+    try:
+        (b / "staging").mkdir(parents=True, exist_ok=True)
+        if not plan.exists():
+            util.write_json_atomic(plan, {"key": c["key"]})
+        for p in list(b.iterdir()) + list((b / "staging").iterdir()):
+            if ".tmp" in p.name:          # left by a killed run
+                p.unlink()
+    except OSError as e:
+        raise util.output_error(e, b) from e
+
+
+def _staging(c, v) -> Path:
+    return c["build"] / "staging" / f"{v.key}.u8"
+
+
+def _stage_job(args):
+    key, path, combos, size, interp = args
+    return key, samples.stage_video(path, combos, size, interp)
+
+
+def _stage(todo, usable, dets, size, interp, workers, progress) -> int:
+    jobs = []
+    total = 0
+    for v in usable:
+        need = []
+        for c in todo:
+            if (c["build"] / "manifest.json").exists():
+                continue       # complete, waiting to be renamed
+            w = c["wins"][v.key]
+            dest = _staging(c, v)
+            if w and not dest.exists():
+                need.append({"scale": c["scale"], "T": c["T"], "windows": w, "dest": str(dest)})
+        if need:
+            last = max(x["windows"][-1][0] + x["T"] for x in need)
+            jobs.append((v.key, str(v.path), need, size, interp))
+            total += last
+    if not jobs:
+        return 0
+    jobs.sort(key=lambda j: (-sum(len(x["windows"]) * x["T"] for x in j[2]), j[0]))
+    bar = detect._bar(total, "samples", progress)
+    done = 0
+    pool = mp.get_context("fork").Pool(workers, initializer=util.worker_init) if workers > 1 else None
+    it = pool.imap_unordered(_stage_job, jobs, chunksize=1) if pool else map(_stage_job, jobs)
+    try:
+        for _, n in it:
+            done += n
+            bar.update(n)
+            util.kill_hook("stage")
+    finally:
+        if pool:
+            pool.close()
+            pool.join()
+        bar.close()
+    return done
+
+
+def _group_samples(c, usable, group_of, vid_id, seed):
+    """Per group: staging sources, picks (source, index) and metadata, in shard order."""
+    by_group = defaultdict(list)
+    for v in usable:
+        if c["wins"][v.key]:
+            by_group[group_of(v)].append(v)
+    out = {}
+    for g, vids in by_group.items():
+        sources, picks, meta = [], [], defaultdict(list)
+        for si, v in enumerate(vids):
+            w = c["wins"][v.key]
+            sources.append((str(_staging(c, v)), len(w)))
+            for j, (start, _) in enumerate(w):
+                picks.append((si, j))
+                meta[L.LABEL].append(float(v.label))
+                meta["subject"].append(v.subject)
+                meta["frame"].append(start)
+                meta["video_id"].append(vid_id[v.key])
+                meta["stem"].append(v.stem)
+                meta["attack"].append(v.attack)
+                meta["quality"].append(v.quality)
+        picks = np.asarray(picks, np.int64)
+        order = np.arange(len(picks))
+        if g != "test" and c["shuffle"]:
+            rng = np.random.default_rng([seed, int(round(c["scale"] * 10)), c["T"],
+                                         int(g.replace("train_fold", ""))])
+            order = rng.permutation(len(picks))
+        out[g] = (sources, picks[order], {k: np.asarray(x)[order] for k, x in meta.items()})
+    return out
+
+
+def _write_shards(todo, usable, group_of, groups, vid_id, cfg, size, workers, progress):
+    jobs = []
+    for c in todo:
+        c["shuffle"] = bool(cfg["hdf5"]["shuffle_train"])
+        c["shards"] = {g: [] for g in groups}
+        c["counts"] = {g: {"genuine": 0, "attack": 0} for g in groups}
+        if (c["build"] / "manifest.json").exists():
+            continue
+        for g, (sources, picks, meta) in _group_samples(c, usable, group_of, vid_id,
+                                                        int(cfg["seed"])).items():
+            lab = meta[L.LABEL]
+            c["counts"][g] = {"genuine": int((lab == 1).sum()), "attack": int((lab == 0).sum())}
+            i = 0
+            for si, n in enumerate(shards.split_counts(len(picks), c["T"], size,
+                                                       float(cfg["hdf5"]["shard_mb"]))):
+                dest = c["build"] / L.shard_name(g, si)
+                c["shards"][g].append((dest.name, n))
+                if not dest.exists():
+                    sel = slice(i, i + n)
+                    used = sorted(set(picks[sel, 0].tolist()))
+                    remap = {s: k for k, s in enumerate(used)}
+                    jobs.append({"dest": str(dest), "T": c["T"], "size": size,
+                                 "sources": [sources[s] for s in used],
+                                 "picks": np.array([(remap[s], j) for s, j in picks[sel]], np.int64),
+                                 "meta": {k: x[sel] for k, x in meta.items()}})
+                i += n
+    if not jobs:
+        return
+    bar = detect._bar(len(jobs), "shards", progress)
+    bar.unit = "shard"
+    pool = mp.get_context("fork").Pool(workers, initializer=util.worker_init) if workers > 1 else None
+    it = pool.imap_unordered(shards.write_shard, jobs) if pool else map(shards.write_shard, jobs)
+    try:
+        for _ in it:
+            bar.update(1)
+            util.kill_hook("shard")
+    finally:
+        if pool:
+            pool.close()
+            pool.join()
+        bar.close()
+
+
+def _finalize(c, out, groups, n_folds) -> None:
+    b, final = c["build"], c["final"]
+    try:
+        if not (b / "manifest.json").exists():
+            def paths(gs):
+                return [str(final / name) for g in gs for name, _ in c["shards"][g]]
+            folds_g = [g for g in groups if g != "test"]
+            lists = {"train": paths(folds_g), "test": paths(["test"])}
+            for k in range(1, n_folds + 1):
+                lists[f"fold{k}_train"] = paths([g for g in folds_g if g != f"train_fold{k}"])
+                lists[f"fold{k}_val"] = paths([f"train_fold{k}"])
+            for which, ps in lists.items():
+                p = L.list_file(out, c["scale"], c["T"], which)
+                tmp = util.tmp_name(b / p.name)
+                tmp.write_text("".join(x + "\n" for x in ps))
+                os.replace(tmp, b / p.name)
+            shutil.rmtree(b / "staging", ignore_errors=True)
+            (b / "plan.json").unlink(missing_ok=True)
+            util.write_json_atomic(b / "manifest.json", {
+                "key": c["key"], "scale": c["scale"], "T": c["T"], "layout_version": L.LAYOUT_VERSION,
+                "groups": c["counts"], "shards": {g: [list(s) for s in c["shards"][g]] for g in groups},
+                "lists": sorted(lists)})
+        if final.exists():
+            old = b.with_name(b.name + ".old")
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(final, old)
+            os.rename(b, final)
+            shutil.rmtree(old)
+        else:
+            os.rename(b, final)
+    except OSError as e:
+        raise util.output_error(e, final) from e
+
+
+def _summary(r: dict, log) -> None:
+    v = r["videos"]
+    log(f"videos: {v['indexed']} indexed, {v['read']} read, {v['usable']} usable, {v['skipped']} skipped; "
+        f"frames: {r['frames']}, without a face: {r['frames_without_face']}")
+    log(f"folds ({r['folds']['method']}): " + " ".join(
+        f"{k}:{f}" for k, f in enumerate(r["folds"]["folds"], 1)))
+    groups = None
+    for name, s in r["samples"].items():
+        g = s["groups"]
+        if groups is None:
+            groups = list(g)
+            log("samples (genuine/attack)  " + "  ".join(f"{x:>13}" for x in groups))
+        log(f"  {name:<23} " + "  ".join(f"{g[x]['genuine']:>6}/{g[x]['attack']:<6}" for x in groups))
+    for s in r["skipped"]:
+        log(f"skipped {s['video']}: {s['reason']}")
+    for w in r["warnings"]:
+        log(f"warning: {w}")
+    if r["extra_files"]:
+        log(f"ignored {len(r['extra_files'])} extra file(s): " + ", ".join(r["extra_files"][:10]))
+    log(f"built {len(r['built'])}, up to date {len(r['up_to_date'])}; "
+        f"detection {r['detection']['seconds']} s, build {r['timing']['build_seconds']} s, "
+        f"total {r['timing']['total_seconds']} s")

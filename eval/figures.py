@@ -17,7 +17,7 @@ import numpy as np  # noqa: E402
 from data_prep.casia import ATTACK_TYPES, GENUINE  # noqa: E402
 from eval import metrics  # noqa: E402
 
-DET_TICKS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.9, 0.95, 0.99)
+DET_TICKS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.95, 0.99)
 
 
 def _split(arr: dict):

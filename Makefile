@@ -1,0 +1,112 @@
+# LSTM-CNN face anti-spoofing (Xu, Li, Deng 2015), reproduced in BVLC Caffe.
+#
+#   make demo               the whole pipeline on the synthetic data set (configs/demo.yaml)
+#   make test               the test suite (pytest)
+#   make reproduce-table1   Table 1: CNN and LSTM-CNN at the paper's best settings
+#   make scale-sweep        Table 2: CNN and LSTM-CNN(3,5,7,9) x 5 scales
+#
+# Variables: DATASET (a CASIA-FASD-layout root; default the synthetic set), CONFIG (a
+# configs/*.yaml), RUN (the output folder; default runs/<dataset>-<config>), GPU (a GPU
+# id: Caffe runs on that GPU; needs `make setup CAFFE_GPU=1`), CAFFE_GPU=1 (CUDA build).
+# Every target runs `make setup` first; setup is idempotent and takes seconds once done.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+.SECONDEXPANSION:
+
+VENV    ?= .venv
+PY      := $(VENV)/bin/python
+CAFFE   := $(VENV)/bin/caffe
+CONFIG  ?= configs/paper.yaml
+DATASET ?= data/synth
+CONFIG_NAME := $(basename $(notdir $(CONFIG)))
+RUN     ?= runs/$(notdir $(patsubst %/,%,$(DATASET)))-$(CONFIG_NAME)
+GPU     ?=
+GPU_ARG := $(if $(GPU),--gpu $(GPU),)
+PREP    := $(RUN)/prep
+EXPS    := $(RUN)/experiments
+
+# Experiment lists come from the config (scripts/experiments.py); only read once the
+# venv exists, i.e. in the sub-make that every public target starts after setup.
+ifneq ($(wildcard $(PY)),)
+exp_list = $(shell $(PY) -m scripts.experiments $(1) --config $(CONFIG) --run $(RUN))
+endif
+
+.PHONY: help setup test demo demo-data prep nets tables reproduce-table1 scale-sweep bench clean-run \
+        _table1 _sweep _demo predict-example
+
+help:
+	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
+
+# ------------------------------------------------------------------ set-up
+setup: $(VENV)/.setup-stamp
+# Re-run when the pins or the script change, or when the cached Caffe build is gone.
+$(VENV)/.setup-stamp: requirements.txt scripts/setup.sh $(if $(wildcard $(CAFFE)),,FORCE)
+	bash scripts/setup.sh
+	@touch $@
+FORCE:
+
+test: setup
+	$(PY) -m pytest -q tests
+
+# ------------------------------------------------------------------ data
+# The synthetic CASIA-FASD-layout set (data_prep/synth.py) and its contact sheet.
+demo-data: setup
+	$(PY) -m data_prep.synth --out data/synth --preset full --contact-sheet docs/contact_sheet.png
+
+$(DATASET)/.complete:
+	@if [ "$(DATASET)" = data/synth ]; then $(MAKE) --no-print-directory demo-data; \
+	 else echo "DATASET=$(DATASET) is not a prepared CASIA-FASD tree (no train_release/): point DATASET at your copy" >&2; \
+	      test -d "$(DATASET)/train_release" || exit 1; fi
+
+# One Viola-Jones pass over every video, then every (scale, T) of the config (paper §4.1).
+prep: setup
+	@$(MAKE) --no-print-directory $(PREP)/report.json
+$(PREP)/report.json: $(if $(filter data/synth,$(DATASET)),$(DATASET)/.complete) $(CONFIG)
+	$(PY) -m data_prep --dataset $(DATASET) --out $(PREP) --config $(CONFIG)
+
+# ------------------------------------------------------------------ nets
+# Regenerate the committed prototxt/ and solvers/ files and the net figures.
+nets: setup
+	$(PY) -m prototxt.generate
+
+# ------------------------------------------------------------------ experiments
+# An experiment folder is $(EXPS)/<model>_T<T>_s<scale>/<split>, split = fold<k> or full.
+# Each is a file target, so `make -j N` runs N at once and finished ones are skipped.
+# The full-train-set run depends on its folds: model selection reads their curves (§4.3).
+$(EXPS)/%/full/DONE: $$(foreach k,$$(call exp_list,folds),$(EXPS)/%/fold$$(k)/DONE)
+	$(PY) -m scripts.train --config $(CONFIG) --run $(RUN) --experiment $*/full $(GPU_ARG)
+$(EXPS)/%/DONE: $(PREP)/report.json
+	$(PY) -m scripts.train --config $(CONFIG) --run $(RUN) --experiment $* $(GPU_ARG)
+
+tables: setup
+	$(PY) -m eval.tables --results $(EXPS) --out $(RUN)/tables --config $(CONFIG)
+
+reproduce-table1: setup
+	@$(MAKE) --no-print-directory _table1
+_table1: $$(call exp_list,table1)
+	$(PY) -m eval.tables --results $(EXPS) --out $(RUN)/tables --config $(CONFIG)
+
+scale-sweep: setup
+	@$(MAKE) --no-print-directory _sweep
+_sweep: $$(call exp_list,sweep)
+	$(PY) -m eval.tables --results $(EXPS) --out $(RUN)/tables --config $(CONFIG)
+
+# The main job end to end on the synthetic data set, sized for a 2-core CPU.
+demo: setup
+	@$(MAKE) --no-print-directory _demo CONFIG=configs/demo.yaml
+_demo: $$(call exp_list,table1) $$(call exp_list,sweep)
+	$(PY) -m eval.tables --results $(EXPS) --out $(RUN)/tables --config $(CONFIG)
+	@echo "Tables and figures: $(RUN)/tables"
+
+# Score one video with a trained experiment (scripts/predict.py).
+VIDEO ?= data/synth/test_release/1/1.avi
+MODEL ?= $(firstword $(wildcard $(RUN)/experiments/*/full))
+predict-example: setup
+	$(PY) -m scripts.predict $(VIDEO) --model $(MODEL)
+
+bench: setup
+	$(PY) -m scripts.bench
+
+clean-run:
+	rm -rf $(RUN)

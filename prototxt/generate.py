@@ -208,9 +208,9 @@ def peephole_step(n, t, xw_t, h_prev, c_prev, cfg_net):
                                          operation=P.Eltwise.SUM)
         n[f"{gate}_{t}"] = act[gate] = L.Sigmoid(n[f"{gate}_sum_{t}"])
     n[f"g_{t}"] = act["g"] = L.TanH(n[f"g_pre_{t}"])                          # Eq. 5
-    n[f"fc_{t}"] = L.Eltwise(act["f"], c_prev, operation=P.Eltwise.PROD)      # Eq. 6
-    n[f"ig_{t}"] = L.Eltwise(act["i"], act["g"], operation=P.Eltwise.PROD)
-    n[f"c_{t}"] = L.Eltwise(n[f"fc_{t}"], n[f"ig_{t}"], operation=P.Eltwise.SUM)
+    n[f"f_cprev_{t}"] = L.Eltwise(act["f"], c_prev, operation=P.Eltwise.PROD)      # Eq. 6
+    n[f"i_g_{t}"] = L.Eltwise(act["i"], act["g"], operation=P.Eltwise.PROD)
+    n[f"c_{t}"] = L.Eltwise(n[f"f_cprev_{t}"], n[f"i_g_{t}"], operation=P.Eltwise.SUM)
     n[f"tanh_c_{t}"] = L.TanH(n[f"c_{t}"])                                    # Eq. 7
     n[f"h_{t}"] = L.Eltwise(act["o"], n[f"tanh_c_{t}"], operation=P.Eltwise.PROD)
     return n[f"h_{t}"], n[f"c_{t}"]
@@ -238,7 +238,7 @@ def peephole_lstm(n, x_tm, T, cfg_net):
     h, c = n.state_0, n.state_0
     hs = []
     for t in range(1, T + 1):
-        n[f"xw_{t}_"] = steps[t - 1]                                          # (1, N, 4H)
+        n[f"xw_step{t}"] = steps[t - 1]                                          # (1, N, 4H)
         n[f"xw_{t}"] = L.Reshape(steps[t - 1], reshape_param=dict(shape=dict(dim=[-1, 4 * H])))
         h, c = peephole_step(n, t, n[f"xw_{t}"], h, c, cfg_net)
         hs.append(h)
@@ -266,6 +266,9 @@ def _body(n, data, model, T, cfg_net):
 def _finish(n, name, model, cfg_net) -> caffe_pb2.NetParameter:
     proto = n.to_proto()
     proto.name = name
+    for layer in proto.layer:  # NetSpec names a layer after its first top
+        if layer.type == "Slice":
+            layer.name = f"slice_{layer.bottom[0]}"
     return proto
 
 
@@ -486,16 +489,38 @@ def write_committed(cfg: dict, root=REPO, source: str = "configs/default.yaml") 
     return written
 
 
+FIGURES = (("cnn", 1, "net_cnn.png"), ("lstm", 7, "net_lstm_T7.png"),
+           ("peephole", 3, "net_peephole_T3.png"))
+
+
+def draw_figures(cfg: dict, out_dir=REPO / "docs" / "figures", rankdir: str = "TB") -> list[Path]:
+    """Caffe's own drawing (caffe/draw.py) of the deploy nets: the paper's Figures 3 and 4."""
+    import caffe.draw
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for model, T, fname in FIGURES:
+        proto = deploy_net(cfg, model, T)
+        caffe.draw.draw_net_to_file(proto, str(out_dir / fname), rankdir, phase=caffe.TEST)
+        paths.append(out_dir / fname)
+    return paths
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", default=None, help="config file (default: configs/default.yaml)")
     ap.add_argument("--root", default=str(REPO), help="where prototxt/ and solvers/ are written")
+    ap.add_argument("--figures", action="store_true",
+                    help="also draw docs/figures/net_*.png with caffe.draw (needs pydot, dot)")
     args = ap.parse_args(argv)
     from configs import load_config
     cfg = load_config(args.config)
     source = "configs/default.yaml" if args.config is None else Path(args.config).as_posix()
     for p in write_committed(cfg, args.root, source):
         print(p)
+    if args.figures:
+        for p in draw_figures(cfg, Path(args.root) / "docs" / "figures"):
+            print(p)
     return 0
 
 

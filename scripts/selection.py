@@ -1,0 +1,105 @@
+"""Model selection over the subject-wise folds (paper §4.3).
+
+"We train models on these five folds, and using the average loss of validation folds
+to tune the model parameters. And then using the best parameter to retrain a model on
+the whole train set."
+
+What is tuned here: the number of training iterations (the validation points of the
+solver schedule). Every fold model is validated at the same iterations; the mean of
+the folds' validation-loss curves is taken at each, and the iteration with the lowest
+mean (the earliest on a tie) is the one the final model is retrained for. Everything
+else (learning rate, decay, batch) stays at the paper's values (configs/paper.yaml).
+
+The validation threshold (§4.4, "HTER on test fold using the average EER on
+validation folds to set threshold"): the fold models' validation scores at the
+selected iteration are pooled (each validation sample is scored once, by the model
+that did not see its subject) and ``eval.metrics.eer_threshold`` of the pooled set is
+the threshold. ``eval.tables`` forms it the same way from the folds' scores_val.csv.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from eval import metrics
+from eval.scores import write_scores
+from scripts import experiments as X
+from scripts.trainer import TrainingError, read_curve, score_rows
+
+
+def fold_dirs(cfg: dict, run, exp: X.Experiment) -> list[Path]:
+    return [X.Experiment(exp.model, exp.T, exp.scale, f"fold{k}").dir(run) for k in X.fold_ids(cfg)]
+
+
+def select(cfg: dict, run, exp: X.Experiment) -> dict:
+    """Pick the iteration count from the folds' curves; write each fold's scores_val.csv
+    at that iteration; return the selection record (also saved by the caller)."""
+    dirs = fold_dirs(cfg, run, exp)
+    if not dirs:
+        return {"iterations": int(cfg["solver"]["max_iter"]), "folds": [], "threshold": None,
+                "rule": "no folds configured (folds.use = 0): solver.max_iter"}
+    curves = {}
+    for d in dirs:
+        if not (d / "DONE").exists():
+            raise TrainingError(f"model selection for {exp.name} needs {d} to be finished first "
+                                f"(run `make` on its DONE target, or scripts.train --experiment "
+                                f"{exp.name}/{d.name})")
+        rows = [r for r in read_curve(d / "curve.csv") if r["val_loss"] is not None]
+        curves[d.name] = {int(r["iter"]): r["val_loss"] for r in rows}
+    common = sorted(set.intersection(*(set(c) for c in curves.values())) - {0})
+    if not common:
+        raise TrainingError(f"{exp.name}: the folds share no validation iteration; "
+                            f"check solver.test_interval and solver.max_iter")
+    mean = np.array([np.mean([curves[f][i] for f in curves]) for i in common])
+    best = common[int(np.argmin(mean))]  # argmin takes the earliest on a tie
+    # Pool the fold models' validation scores at the selected iteration.
+    neg, pos = [], []
+    for d in dirs:
+        z = np.load(d / "val_scores.npz")
+        s = z[f"iter_{best}"].astype(np.float64)
+        meta = {k: z[k] for k in ("subject", "stem", "frame")}
+        write_scores(d / "scores_val.csv", score_rows(s, meta))
+        neg.append(s[z["label"] == 0])
+        pos.append(s[z["label"] == 1])
+    neg, pos = np.concatenate(neg), np.concatenate(pos)
+    thr = float(metrics.eer_threshold(neg, pos))
+    return {"iterations": int(best), "folds": [d.name for d in dirs],
+            "rule": "argmin over validation points of the mean fold validation loss",
+            "mean_val_loss": dict(zip(map(str, common), map(float, mean))),
+            "fold_val_loss": {f: {str(i): c[i] for i in common} for f, c in curves.items()},
+            "threshold": thr, "threshold_rule": "eer_threshold of the pooled fold validation "
+                                                "scores at the selected iteration",
+            "eer_val_pooled": float(metrics.eer(neg, pos))}
+
+
+def plot_selection(sel: dict, path: Path, title: str) -> None:
+    if not sel.get("mean_val_loss"):
+        return
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for f, c in sel["fold_val_loss"].items():
+        ax.plot([int(i) for i in c], list(c.values()), lw=1, alpha=0.5, label=f)
+    m = sel["mean_val_loss"]
+    ax.plot([int(i) for i in m], list(m.values()), "k-o", lw=2, label="mean of folds")
+    ax.axvline(sel["iterations"], color="r", ls="--", label=f"selected: {sel['iterations']} iterations")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("validation loss")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    tmp = path.with_name(path.stem + ".tmp.png")
+    fig.savefig(tmp, dpi=100)
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def save(sel: dict, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(sel, indent=1))
+    os.replace(tmp, path)

@@ -1,0 +1,68 @@
+"""Train one experiment: ``python -m scripts.train --experiment peephole_T7_s1.8/fold1``.
+
+Thin entry point; the work is in scripts/runner.py (experiment), scripts/trainer.py
+(the Caffe solver loop) and scripts/selection.py (model selection, §4.3).
+Exit codes: 0 done or already done, 2 bad config or input, 3 training diverged,
+4 Caffe aborted (its reason, from caffe.log, is printed).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _supervise(argv) -> int:
+    """Run the training in a child process: a failed Caffe CHECK aborts the process, and
+    glog writes its reason into the experiment's caffe.log, so show that reason here."""
+    import os
+    import signal
+    import subprocess
+    rc = subprocess.call([sys.executable, "-m", "scripts.train", *argv],
+                         env=dict(os.environ, LSTMCNN_TRAIN_CHILD="1"))
+    if rc < 0:
+        a = _parser().parse_known_args(argv)[0]
+        from scripts import experiments as X
+        log = X.parse(a.experiment).dir(a.run) / "caffe.log"
+        tail = [l for l in (log.read_text(errors="replace").splitlines() if log.exists() else [])
+                if l[:1] in "FE" or "Check failed" in l][-5:]
+        print(f"error: Caffe aborted ({signal.Signals(-rc).name}) in {a.experiment}; from {log}:\n  "
+              + "\n  ".join(tail or ["(no error lines in the log)"]), file=sys.stderr)
+        return 4
+    return rc
+
+
+def _parser():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--experiment", required=True,
+                    help="<model>_T<T>_s<scale>/<fold<k>|full>, e.g. cnn_T1_s2.6/fold1")
+    ap.add_argument("--config", default=None, help="a configs/*.yaml (default: configs/default.yaml)")
+    ap.add_argument("--run", default="runs/default", help="run folder: RUN/prep, RUN/experiments")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config key, e.g. --set solver.max_iter=100")
+    ap.add_argument("--gpu", type=int, default=None, help="GPU id (needs a CUDA build of Caffe)")
+    return ap
+
+
+def main(argv=None) -> int:
+    import os
+    from configs import ConfigError, load_config
+    from scripts.trainer import TrainingError
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not os.environ.get("LSTMCNN_TRAIN_CHILD"):
+        return _supervise(argv)
+    a = _parser().parse_args(argv)
+    try:
+        cfg = load_config(a.config, a.set)
+        from scripts.runner import run_experiment
+        run_experiment(cfg, a.run, a.experiment, gpu=a.gpu)
+    except (ConfigError, ValueError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except TrainingError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 3 if "training loss is" in str(e) else 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -23,10 +23,11 @@ Blob layout (stated once here; data_prep/hdf5_layout.py states the HDF5 side)::
     stack    (N, T*30)        [h_1 | h_2 | ... | h_T] per sample (§3.2: "we stack all the
                               outputs each time steps")
     fc2      (N, 2)           one classifier for the stacked vector, then softmax
-    prob     (N, 2)           deploy only; p_genuine = prob[:, 1] (label 1 = genuine)
+    prob     (N, 2)           deploy only, its one output; score p(genuine) = prob[:, 1]
+                              (label 1 = genuine)
 
 The CNN is the same net at T = 1. The deploy nets take raw 0..255 input of shape
-(N, T, 3, S, S) and output ``p_genuine`` (N, 1); every Reshape keeps the batch axis as
+(N, T, 3, S, S) and output ``prob`` (N, 2); every Reshape keeps the batch axis as
 -1, so ``net.blobs['data'].reshape(n, T, 3, S, S); net.reshape()`` serves any batch.
 
 Run ``python -m prototxt.generate`` to rewrite the committed files in prototxt/ and
@@ -304,7 +305,9 @@ def net_param(cfg: dict, model: str, T: int, train_list, val_list, batch: int | 
 
 
 def deploy_net(cfg: dict, model: str, T: int, batch: int | None = None) -> caffe_pb2.NetParameter:
-    """Deploy net: Input ``data`` (batch, T, 3, S, S) raw 0..255 -> ``p_genuine`` (batch, 1)."""
+    """Deploy net: Input ``data`` (batch, T, 3, S, S) raw 0..255 -> ``prob`` (batch, 2).
+
+    ``prob[:, 1]`` is p(genuine) = p(y = 1 | x), the paper's score (§4.4)."""
     check_model(model, T)
     c_net = cfg["net"]
     batch = c_net["deploy_batch"] if batch is None else batch
@@ -313,8 +316,6 @@ def deploy_net(cfg: dict, model: str, T: int, batch: int | None = None) -> caffe
     n.data = L.Input(shape=dict(dim=[batch, T, 3, S, S]))
     fc2 = _body(n, n.data, model, T, c_net)
     n.prob = L.Softmax(fc2)
-    n.p_attack, n.p_genuine = L.Slice(n.prob, slice_param=dict(axis=1), ntop=2)
-    n.silence_attack = L.Silence(n.p_attack, ntop=0)
     return _finish(n, model_name(model, T) + "_deploy", model, c_net)
 
 

@@ -190,7 +190,7 @@ def test_cnn_shapes_and_fc1000_count():
     assert net.blobs["pool1"].data.shape == (1, 48, 63, 63)
     assert net.blobs["pool2"].data.shape == (1, 96, 31, 31)
     assert net.params["fc2"][0].data.shape == (2, 1000)
-    assert net.outputs == ["p_genuine"]
+    assert net.outputs == ["prob"]
 
 
 def param_count(path):
@@ -284,7 +284,7 @@ def test_builtin_lstm_matches_numpy(tmp_path):
     assert np.abs(ref).max() > 0.05  # not a trivial all-zero comparison
     np.testing.assert_allclose(net.blobs["lstm"].data, ref, atol=1e-5, rtol=0)
     prob = np_head(stack_np(ref), *(b.data.astype(np.float64) for b in net.params["fc2"]))
-    np.testing.assert_allclose(net.blobs["p_genuine"].data[:, 0], prob[:, 1], atol=1e-5)
+    np.testing.assert_allclose(net.blobs["prob"].data[:, 1], prob[:, 1], atol=1e-5)
 
 
 @pytest.mark.parametrize("T", [3, 9])
@@ -305,7 +305,7 @@ def test_peephole_net_matches_paper_equations(tmp_path, T):
         np.testing.assert_allclose(net.blobs[f"h_{t + 1}"].data, ref[t], atol=1e-5, rtol=0)
     np.testing.assert_allclose(net.blobs["stack"].data, stack_np(ref), atol=1e-5, rtol=0)
     prob = np_head(stack_np(ref), *(b.data.astype(np.float64) for b in net.params["fc2"]))
-    np.testing.assert_allclose(net.blobs["p_genuine"].data[:, 0], prob[:, 1], atol=1e-5)
+    np.testing.assert_allclose(net.blobs["prob"].data[:, 1], prob[:, 1], atol=1e-5)
     # the peepholes matter: zeroing them changes the output
     for g in "ifo":
         net.params[f"{g}_peep_1"][0].data[...] = 0
@@ -335,7 +335,7 @@ def test_peephole_with_zero_peepholes_equals_builtin_lstm(tmp_path):
     lstm.forward()
     peep.forward()
     np.testing.assert_allclose(peep.blobs["stack"].data, lstm.blobs["stack"].data, atol=1e-6)
-    np.testing.assert_allclose(peep.blobs["p_genuine"].data, lstm.blobs["p_genuine"].data,
+    np.testing.assert_allclose(peep.blobs["prob"].data, lstm.blobs["prob"].data,
                                atol=1e-6)
 
 
@@ -400,11 +400,11 @@ def test_deploy_reshapes_to_any_batch(tmp_path, model, T):
     singles = []
     for s in range(5):
         net.blobs["data"].data[...] = x[s:s + 1]
-        singles.append(net.forward()["p_genuine"][0, 0])
+        singles.append(net.forward()["prob"][0, 1])
     net.blobs["data"].reshape(*x.shape)
     net.reshape()
     net.blobs["data"].data[...] = x
-    batch = net.forward()["p_genuine"][:, 0]
+    batch = net.forward()["prob"][:, 1]
     np.testing.assert_allclose(batch, singles, atol=1e-6)
     assert np.all((batch > 0) & (batch < 1))
 
@@ -481,7 +481,8 @@ def test_committed_nets_load_and_step(tmp_path, name):
             assert 0 <= out["accuracy"] <= 1
     dep = caffe.Net(str(REPO / f"prototxt/deploy/{name}.prototxt"), caffe.TEST)
     assert dep.blobs["data"].data.shape == (1, T, 3, 128, 128)
-    assert 0 < dep.forward()["p_genuine"][0, 0] < 1
+    prob = dep.forward()["prob"]
+    assert prob.shape == (1, 2) and abs(prob.sum() - 1) < 1e-5
 
 
 # ---------------------------------------------------------------------------

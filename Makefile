@@ -51,18 +51,19 @@ test: setup
 
 # ------------------------------------------------------------------ data
 # The synthetic CASIA-FASD-layout set (data_prep/synth.py) and its contact sheet.
+SYNTH := data/synth
 demo-data: setup
-	$(PY) -m data_prep.synth --out data/synth --preset full --contact-sheet docs/contact_sheet.png
-
-$(DATASET)/.complete:
-	@if [ "$(DATASET)" = data/synth ]; then $(MAKE) --no-print-directory demo-data; \
-	 else echo "DATASET=$(DATASET) is not a prepared CASIA-FASD tree (no train_release/): point DATASET at your copy" >&2; \
-	      test -d "$(DATASET)/train_release" || exit 1; fi
+	@$(MAKE) --no-print-directory $(SYNTH)/synth_manifest.json
+# The manifest is written last, so its presence means a complete set.
+$(SYNTH)/synth_manifest.json:
+	$(PY) -m data_prep.synth --out $(SYNTH) --preset full --config $(CONFIG) \
+	  --contact-sheet $(SYNTH)/contact_sheet.png
 
 # One Viola-Jones pass over every video, then every (scale, T) of the config (paper §4.1).
 prep: setup
 	@$(MAKE) --no-print-directory $(PREP)/report.json
-$(PREP)/report.json: $(if $(filter data/synth,$(DATASET)),$(DATASET)/.complete) $(CONFIG)
+$(PREP)/report.json: $(if $(filter $(SYNTH) $(SYNTH)/,$(DATASET)),$(SYNTH)/synth_manifest.json) $(CONFIG)
+	@test -d "$(DATASET)/train_release" || { echo "DATASET=$(DATASET) has no train_release/: point DATASET at a CASIA-FASD copy" >&2; exit 2; }
 	$(PY) -m data_prep --dataset $(DATASET) --out $(PREP) --config $(CONFIG)
 
 # ------------------------------------------------------------------ nets
@@ -74,10 +75,15 @@ nets: setup
 # An experiment folder is $(EXPS)/<model>_T<T>_s<scale>/<split>, split = fold<k> or full.
 # Each is a file target, so `make -j N` runs N at once and finished ones are skipped.
 # The full-train-set run depends on its folds: model selection reads their curves (§4.3).
-$(EXPS)/%/full/DONE: $$(foreach k,$$(call exp_list,folds),$(EXPS)/%/fold$$(k)/DONE)
+$(EXPS)/%/full/DONE: $$(foreach k,$$(call exp_list,folds),$(EXPS)/$$*/fold$$(k)/DONE)
 	$(PY) -m scripts.train --config $(CONFIG) --run $(RUN) --experiment $*/full $(GPU_ARG)
-$(EXPS)/%/DONE: $(PREP)/report.json
-	$(PY) -m scripts.train --config $(CONFIG) --run $(RUN) --experiment $* $(GPU_ARG)
+define FOLD_RULE
+$(EXPS)/%/fold$(1)/DONE: $(PREP)/report.json
+	$(PY) -m scripts.train --config $(CONFIG) --run $(RUN) --experiment $$*/fold$(1) $(GPU_ARG)
+endef
+$(foreach k,1 2 3 4 5 6 7 8 9,$(eval $(call FOLD_RULE,$(k))))
+# Fold results are reached through the full run's rule; never delete them as intermediates.
+.SECONDARY:
 
 tables: setup
 	$(PY) -m eval.tables --results $(EXPS) --out $(RUN)/tables --config $(CONFIG)

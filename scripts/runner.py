@@ -82,28 +82,29 @@ def run_experiment(cfg: dict, run, spec: str, gpu: int | None = None, log=print)
     t0 = time.time()
     with caffe_log_to(d / "caffe.log") as console:
         info = train(cfg, exp, d, sp, val_shards, gpu=gpu, console=console)
-    done = {"experiment": f"{exp.name}/{exp.split}", "train": info,
-            "seconds": round(time.time() - t0, 1)}
-    if exp.fold is not None:
-        # The fold model's validation scores at its last iteration; model selection
-        # (the full run) rewrites them at the selected iteration.
-        import numpy as np
-        z = np.load(d / "val_scores.npz")
-        meta = {k: z[k] for k in ("subject", "stem", "frame")}
-        write_scores(d / "scores_val.csv", score_rows(z[f"iter_{sp['max_iter']}"], meta))
-    if exp.split == "full":
-        caffe = caffe_mode(gpu)
-        net = caffe.Net(str(d / "deploy.prototxt"), str(d / "model.caffemodel"), caffe.TEST)
-        shards = read_list(layout.list_file(prep, exp.scale, exp.T, "test"))
-        ts = time.time()
-        s, y, meta = predict_shards(net, shards, int(cfg["train"]["score_batch"]))
-        write_scores(d / "scores_test.csv", score_rows(s, meta))
-        done.update(test_samples=int(len(s)), scoring_seconds=round(time.time() - ts, 1),
-                    threshold=sel["threshold"], selected_iterations=sel["iterations"])
-        if sel["threshold"] is not None:
-            (d / "threshold.json").write_text(json.dumps(
-                {"threshold": sel["threshold"], "rule": sel["threshold_rule"]}, indent=1))
-        log(f"[train] {exp.name}/full: {len(s)} test samples scored -> {d / 'scores_test.csv'}")
+        done = {"experiment": f"{exp.name}/{exp.split}", "train": info,
+                "seconds": round(time.time() - t0, 1)}
+        if exp.fold is not None:
+            # The fold model's validation scores at its last iteration; model selection
+            # (the full run) rewrites them at the selected iteration.
+            import numpy as np
+            z = np.load(d / "val_scores.npz")
+            meta = {k: z[k] for k in ("subject", "stem", "frame")}
+            write_scores(d / "scores_val.csv", score_rows(z[f"iter_{sp['max_iter']}"], meta))
+        if exp.split == "full":
+            caffe = caffe_mode(gpu)
+            net = caffe.Net(str(d / "deploy.prototxt"), str(d / "model.caffemodel"), caffe.TEST)
+            shards = read_list(layout.list_file(prep, exp.scale, exp.T, "test"))
+            ts = time.time()
+            s, y, meta = predict_shards(net, shards, int(cfg["train"]["score_batch"]))
+            write_scores(d / "scores_test.csv", score_rows(s, meta))
+            done.update(test_samples=int(len(s)), scoring_seconds=round(time.time() - ts, 1),
+                        threshold=sel["threshold"], selected_iterations=sel["iterations"])
+            if sel["threshold"] is not None:
+                (d / "threshold.json").write_text(json.dumps(
+                    {"threshold": sel["threshold"], "rule": sel["threshold_rule"]}, indent=1))
+            print(f"[train] {exp.name}/full: {len(s)} test samples scored -> {d / 'scores_test.csv'}",
+                  file=console)
     tmp = d / "DONE.tmp"
     tmp.write_text(json.dumps(done, indent=1))
     os.replace(tmp, d / "DONE")

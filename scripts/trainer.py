@@ -93,17 +93,23 @@ def iter_shards(shards: list[Path], batch: int):
                        {k: v[a:b] for k, v in meta.items()})
 
 
+def genuine_prob(out: dict, n: int) -> np.ndarray:
+    """p(genuine) from a deploy net's outputs: ``p_genuine`` (N, 1), or column 1 of the
+    softmax ``prob`` (N, 2); label 1 = genuine (data_prep.casia)."""
+    if "p_genuine" in out:
+        return np.asarray(out["p_genuine"]).reshape(n).astype(np.float64)
+    return np.asarray(out["prob"]).reshape(n, -1)[:, 1].astype(np.float64)
+
+
 def predict_shards(net, shards: list[Path], batch: int):
     """p(genuine) for every sample of ``shards`` through a deploy ``net``.
 
     Returns (scores float64 (N,), labels int (N,), meta dict of arrays)."""
-    out_name = net.outputs[0]
     scores, labels, metas = [], [], []
     for data, label, meta in iter_shards(shards, batch):
         net.blobs["data"].reshape(*data.shape)
         net.blobs["data"].data[...] = data
-        prob = net.forward()[out_name]
-        scores.append(np.asarray(prob).reshape(len(data), -1)[:, 1].astype(np.float64))
+        scores.append(genuine_prob(net.forward(), len(data)))
         labels.append(label.astype(np.int64))
         metas.append(meta)
     if not scores:

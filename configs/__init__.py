@@ -86,6 +86,11 @@ def parse_override(text: str) -> dict:
         raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. --set samples.scales=[1.8]")
     key, raw = text.split("=", 1)
     value = yaml.safe_load(raw) if raw != "" else ""
+    if isinstance(value, str):
+        try:  # YAML 1.1 reads 1e-4 (no dot) as a string; a number is meant
+            value = float(value)
+        except ValueError:
+            pass
     node: dict = {}
     cur = node
     parts = key.strip().split(".")

@@ -1,0 +1,156 @@
+"""Issue 7: training, model selection, resume, NaN guard and the make targets, on the
+tiny config (tests/configs/tiny.yaml) and the mini synthetic set. Real Caffe throughout."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "configs" / "tiny.yaml"
+PY = sys.executable
+
+
+def _train(run: Path, spec: str, *sets: str, check=True, timeout=600):
+    cmd = [PY, "-m", "scripts.train", "--config", str(TINY), "--run", str(run), "--experiment", spec]
+    for s in sets:
+        cmd += ["--set", s]
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    if check:
+        assert out.returncode == 0, out.stderr[-3000:]
+    return out
+
+
+@pytest.fixture(scope="module")
+def prepped(synth_mini, tmp_path_factory) -> Path:
+    """A run folder whose prep/ holds the tiny config's samples of the mini set."""
+    run = tmp_path_factory.mktemp("trainrun")
+    out = subprocess.run([PY, "-m", "data_prep", "--dataset", str(synth_mini), "--out", str(run / "prep"),
+                          "--config", str(TINY)], cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return run
+
+
+def _curve(path: Path) -> list[dict]:
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def test_folds_selection_full_and_scores(prepped):
+    run = prepped
+    for k in (1, 2):
+        _train(run, f"cnn_T1_s1.8/fold{k}")
+    _train(run, "cnn_T1_s1.8/full")
+    exp = run / "experiments" / "cnn_T1_s1.8"
+    for k in (1, 2):
+        d = exp / f"fold{k}"
+        for name in ("config.yaml", "train_val.prototxt", "deploy.prototxt", "solver.prototxt",
+                     "caffe.log", "curve.csv", "curve.png", "scores_val.csv", "model.caffemodel", "DONE"):
+            assert (d / name).is_file(), name
+        assert "Iteration" in (d / "caffe.log").read_text() or "Solver" in (d / "caffe.log").read_text()
+    sel = json.loads((exp / "full" / "selection.json").read_text())
+    # validation points of the tiny solver: every 20 iterations up to 40
+    assert sel["iterations"] in (20, 40)
+    mean = sel["mean_val_loss"]
+    assert min(mean, key=mean.get) == str(sel["iterations"])
+    assert 0.0 <= sel["threshold"] <= 1.0
+    done = json.loads((exp / "full" / "DONE").read_text())
+    assert done["selected_iterations"] == sel["iterations"]
+    from eval.scores import read_scores
+    rows = read_scores(exp / "full" / "scores_test.csv")
+    import h5py
+    n_test = 0
+    for shard in (run / "prep" / "s1.8_T1" / "test.txt").read_text().split():
+        with h5py.File(shard) as f:
+            n_test += len(f["label"])
+    assert len(rows) == n_test == done["test_samples"]
+    assert all(0.0 <= r.score <= 1.0 for r in rows)
+    # the fold scores were rewritten at the selected iteration
+    z = np.load(exp / "fold1" / "val_scores.npz")
+    val = read_scores(exp / "fold1" / "scores_val.csv")
+    np.testing.assert_allclose([r.score for r in val], z[f"iter_{sel['iterations']}"], rtol=1e-6)
+    # a finished experiment is skipped
+    t = time.time()
+    out = _train(run, "cnn_T1_s1.8/full")
+    assert "already finished" in out.stdout + out.stderr
+    assert time.time() - t < 30
+
+
+def test_full_run_waits_for_its_folds(prepped):
+    out = _train(prepped, "lstm_T3_s1.8/full", check=False)
+    assert out.returncode == 2
+    assert "fold1" in out.stderr and "finished first" in out.stderr
+
+
+def test_killed_run_resumes_from_its_snapshot(prepped):
+    run = prepped
+    spec = "peephole_T3_s1.8/fold1"
+    d = run / "experiments" / "peephole_T3_s1.8" / "fold1"
+    sets = ["solver.max_iter=400", "solver.stepvalues=[300]", "solver.snapshot=50",
+            "solver.test_interval=100"]
+    cmd = [PY, "-m", "scripts.train", "--config", str(TINY), "--run", str(run), "--experiment", spec]
+    for s in sets:
+        cmd += ["--set", s]
+    p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         start_new_session=True)
+    deadline = time.time() + 300
+    snap = None
+    while time.time() < deadline and p.poll() is None:
+        its = [int(x.stem.rsplit("_", 1)[1]) for x in d.glob("snapshots/*_iter_*.solverstate")]
+        if its and max(its) >= 100:  # killed mid-way, after at least two snapshots
+            snap = max(its)
+            break
+        time.sleep(0.05)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.wait()
+    assert snap is not None, "no snapshot appeared before the kill"
+    assert not (d / "DONE").exists()
+    out = _train(run, spec, *sets)
+    resumed = [l for l in (out.stdout + out.stderr).splitlines() if "resuming from" in l]
+    assert len(resumed) == 1, out.stderr[-2000:]
+    resumed_at = int(resumed[0].rsplit("iteration ", 1)[1].rstrip(")"))
+    assert resumed_at >= snap
+    rows = _curve(d / "curve.csv")
+    iters = [int(float(r["iter"])) for r in rows if r["train_loss"]]
+    assert iters == sorted(iters) and len(set(iters)) == len(iters), "the curve restarted"
+    assert iters[-1] == 400
+    done = json.loads((d / "DONE").read_text())
+    assert done["train"]["resumed_from"] == resumed_at
+
+
+def test_nan_loss_stops_with_a_clear_error(prepped):
+    run = prepped / "nan"
+    run.mkdir(exist_ok=True)
+    (run / "prep").symlink_to(prepped / "prep")
+    out = _train(run, "cnn_T1_s1.8/fold1", "solver.base_lr=1e12", "solver.snapshot=5", check=False)
+    assert out.returncode == 3, out.stderr[-2000:]
+    assert "training loss is nan" in out.stderr or "training loss is inf" in out.stderr
+    assert "last good snapshot" in out.stderr and "base_lr" in out.stderr
+    assert not (run / "experiments" / "cnn_T1_s1.8" / "fold1" / "DONE").exists()
+
+
+def test_unknown_config_key_names_key_and_file(prepped):
+    out = _train(prepped, "cnn_T1_s1.8/fold1", "solver.max_itr=5", check=False)
+    assert out.returncode == 2
+    assert "solver.max_itr" in out.stderr and "not a valid config key" in out.stderr
+
+
+def test_make_sweep_runs_in_parallel_and_skips_finished(prepped, synth_mini):
+    args = ["make", "-j2", "scale-sweep", f"CONFIG={TINY}", f"DATASET={synth_mini}",
+            f"RUN={prepped}"]
+    first = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
+    assert (prepped / "tables" / "table2.md").is_file()
+    for name in ("cnn_T1_s1.8", "lstm_T3_s1.8"):
+        assert (prepped / "experiments" / name / "full" / "DONE").is_file()
+    second = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert second.returncode == 0
+    assert "scripts.train" not in second.stdout, second.stdout

@@ -98,6 +98,42 @@ def windows(boxes: np.ndarray, T: int, stride: int, missing_face: str,
     return out
 
 
+def iter_samples(frames, wins: list, T: int, scale: float, size: int, interp: str = "area"):
+    """Yield (first frame, uint8 (T, 3, size, size)) for each window of ``wins`` (from
+    ``windows()``, sorted by first frame) as ``frames`` (an iterable of BGR frames of one
+    video, in order) streams past: the crop of ``stage_video``, holding T frames, not a
+    video. Used to score one video (scripts/predictor.py)."""
+    from collections import deque
+    recent: deque = deque(maxlen=max(1, T))
+    i = 0
+    for f, frame in enumerate(frames):
+        if i >= len(wins):
+            break
+        recent.append(frame)
+        start, box = wins[i]
+        if start + T - 1 == f:
+            sbox = scale_box(box, scale)
+            yield start, np.stack([crop(im, sbox, size, interp).transpose(2, 0, 1)
+                                   for im in recent])
+            i += 1
+    if i < len(wins):
+        raise RuntimeError(f"iter_samples: the video ended before window {i} "
+                           f"(first frame {wins[i][0]}, T = {T})")
+
+
+def read_frames(path):
+    """Decoded BGR frames of a video, one at a time (cv2.VideoCapture)."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        while True:
+            ok, frame = cap.read()
+            if not ok or frame is None:
+                return
+            yield frame
+    finally:
+        cap.release()
+
+
 def stage_video(path: str, combos: list[dict], size: int, interp: str) -> int:
     """Decode a video once and write every combination's samples to its staging file.
 

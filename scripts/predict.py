@@ -1,0 +1,62 @@
+"""Score a video with a trained experiment: ``python -m scripts.predict VIDEO --model DIR``.
+
+Prints p(genuine) of every window, the video's mean, and the decision at the
+experiment's validation threshold (GENUINE or ATTACK). Thin entry point; the work is in
+scripts/predictor.py (same detection and sampling code as data_prep).
+
+Exit codes: 0 scored (whatever the decision), 2 bad command line, 3 video file not
+found, 4 video unreadable (cannot open, or zero frames decoded), 5 no face found (or
+no window of T frames with faces), 6 model folder not a finished experiment (no DONE,
+model.caffemodel, deploy.prototxt, config.yaml or threshold.json), 7 backend cannot
+load (Caffe not importable: use --backend opencv).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+
+def _parser():
+    ap = argparse.ArgumentParser(prog="python -m scripts.predict", description=__doc__.splitlines()[0])
+    ap.add_argument("video", help="a video file OpenCV can decode")
+    ap.add_argument("--model", required=True,
+                    help="finished experiment folder, e.g. RUN/experiments/cnn_T1_s1.8/full")
+    ap.add_argument("--backend", choices=("caffe", "opencv"), default="caffe",
+                    help="caffe (pycaffe) or opencv (cv2.dnn, no Caffe needed)")
+    ap.add_argument("--batch", type=int, default=64, help="windows per forward pass (default 64)")
+    ap.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    ap.add_argument("--annotate", metavar="OUT.avi|OUT.mp4",
+                    help="also write the video with face box and running score drawn on it")
+    return ap
+
+
+def main(argv=None) -> int:
+    a = _parser().parse_args(argv)
+    if a.batch < 1:
+        _parser().error("--batch must be >= 1")
+    os.environ.setdefault("GLOG_minloglevel", "2")   # before Caffe is imported
+    from scripts import predictor as P
+    try:
+        model = P.load_model(a.model)
+        r = P.score_video(a.video, model, backend=a.backend, batch=a.batch)
+        if a.annotate:
+            P.annotate(r, a.annotate)
+    except P.PredictError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return e.code
+    if a.json:
+        d = r.to_json()
+        if a.annotate:
+            d["annotated"] = a.annotate
+        print(json.dumps(d, indent=1))
+    else:
+        print(P.format_result(r))
+        if a.annotate:
+            print(f"annotated video: {a.annotate}")
+    return P.EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

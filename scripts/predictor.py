@@ -1,0 +1,308 @@
+"""Score one video file with a trained experiment (the logic of ``scripts/predict.py``).
+
+The video goes through the training pipeline's own code, with the experiment's saved
+``config.yaml``: Viola-Jones (``data_prep.detect.detect_video`` with the ``detect``
+section), windows (``data_prep.samples.windows``: T from the folder name, stride and
+missing_face from ``samples``), box scaling, zero fill and resizing
+(``data_prep.samples.iter_samples``, the crop of ``stage_video``; ``samples.size``,
+``samples.interp``). ``samples.max_per_video`` thins the training set only: every
+window of the video is scored. Windows go through the deploy net ``batch`` at a time
+(Caffe, or OpenCV's DNN module: ``scripts/opencv_dnn.py``). The video's score is the
+mean p(genuine) of its windows; it is GENUINE when score >= the experiment's
+validation threshold (``threshold.json``; ``eval.metrics``: score >= threshold is
+accepted), else ATTACK.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from configs import ConfigError, load_config
+from data_prep import detect, samples
+from scripts import experiments as X
+
+# Exit codes of ``python -m scripts.predict`` (one per kind of bad input).
+EXIT_OK = 0
+EXIT_USAGE = 2          # bad command line (argparse)
+EXIT_MISSING = 3        # the video file does not exist
+EXIT_UNREADABLE = 4     # the file cannot be opened or decodes to zero frames
+EXIT_NO_FACE = 5        # no face in any frame, or no window of T frames with faces
+EXIT_MODEL = 6          # the model folder is not a finished experiment
+EXIT_BACKEND = 7        # the chosen backend cannot load (e.g. Caffe not importable)
+
+
+class PredictError(Exception):
+    """Bad input; ``code`` is the exit code, the message says what to do."""
+
+    def __init__(self, code: int, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Model:
+    dir: Path
+    exp: X.Experiment
+    cfg: dict
+    threshold: float
+    threshold_rule: str
+
+    @property
+    def T(self) -> int:
+        return self.exp.T
+
+    @property
+    def size(self) -> int:
+        return int(self.cfg["samples"]["size"])
+
+    @property
+    def stride(self) -> int:
+        return samples.stride_for(self.T, int(self.cfg["samples"]["stride"]))
+
+    @property
+    def deploy(self) -> Path:
+        return self.dir / "deploy.prototxt"
+
+    @property
+    def weights(self) -> Path:
+        return self.dir / "model.caffemodel"
+
+
+def load_model(path) -> Model:
+    """A finished experiment folder ``RUN/experiments/<model>_T<T>_s<scale>/full`` (or
+    its parent, when that has ``full/``)."""
+    d = Path(path)
+    if not d.is_dir():
+        raise PredictError(EXIT_MODEL, f"model folder not found: {d}. Pass an experiment folder "
+                                       f"such as RUN/experiments/cnn_T1_s1.8/full")
+    if (d / "full").is_dir() and not (d / "DONE").exists():
+        d = d / "full"
+    try:
+        exp = X.parse(f"{d.parent.name}/{d.name}")
+    except ValueError:
+        raise PredictError(EXIT_MODEL, f"{d}: not an experiment folder (expected "
+                                       f"RUN/experiments/<model>_T<T>_s<scale>/full)") from None
+    if not (d / "DONE").exists():
+        raise PredictError(EXIT_MODEL, f"{d}: the experiment is not finished (no DONE file). "
+                                       f"Train it first: python -m scripts.train --experiment "
+                                       f"{exp.name}/{exp.split} --run RUN")
+    missing = [n for n in ("config.yaml", "deploy.prototxt", "model.caffemodel", "threshold.json")
+               if not (d / n).is_file()]
+    if missing:
+        hint = (" Fold models have no test threshold: use the full/ folder."
+                if "threshold.json" in missing and exp.split != "full" else "")
+        raise PredictError(EXIT_MODEL, f"{d}: missing {', '.join(missing)}; this is not a finished "
+                                       f"full experiment.{hint}")
+    try:
+        cfg = load_config(d / "config.yaml")
+        thr = json.loads((d / "threshold.json").read_text())
+        threshold, rule = float(thr["threshold"]), str(thr.get("rule", ""))
+    except (ConfigError, ValueError, KeyError, TypeError) as e:
+        raise PredictError(EXIT_MODEL, f"{d}: unreadable config.yaml or threshold.json: {e}") from e
+    return Model(d, exp, cfg, threshold, rule)
+
+
+# ---------------------------------------------------------------- backends
+class CaffeScorer:
+    def __init__(self, model: Model):
+        try:
+            from scripts.trainer import caffe_mode
+            caffe = caffe_mode(None)
+        except ImportError as e:
+            raise PredictError(EXIT_BACKEND, f"cannot import Caffe ({e}); use --backend opencv, "
+                                             f"which needs only OpenCV") from e
+        self.net = caffe.Net(str(model.deploy), str(model.weights), caffe.TEST)
+
+    def __call__(self, data: np.ndarray) -> np.ndarray:
+        from scripts.trainer import genuine_prob
+        self.net.blobs["data"].reshape(*data.shape)
+        self.net.reshape()
+        self.net.blobs["data"].data[...] = data
+        return genuine_prob(self.net.forward(), len(data))
+
+
+class OpenCVScorer:
+    def __init__(self, model: Model):
+        from scripts import opencv_dnn
+        self._mod = opencv_dnn
+        self.net = opencv_dnn.load_net(model.deploy, model.weights)
+
+    def __call__(self, data: np.ndarray) -> np.ndarray:
+        return self._mod.genuine_prob(self.net, data)
+
+
+BACKENDS = {"caffe": CaffeScorer, "opencv": OpenCVScorer}
+
+
+# ---------------------------------------------------------------- scoring
+@dataclass
+class Result:
+    video: str
+    model: Model
+    backend: str
+    frames: int
+    shape: tuple
+    faces: int
+    starts: list = field(default_factory=list)
+    boxes: list = field(default_factory=list)        # window's minimum face box (x, y, w, h)
+    scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    note: str = ""
+    timing: dict = field(default_factory=dict)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.scores))
+
+    @property
+    def decision(self) -> str:
+        return "GENUINE" if self.mean >= self.model.threshold else "ATTACK"
+
+    def to_json(self) -> dict:
+        m = self.model
+        return {"video": self.video, "model": str(m.dir), "experiment": f"{m.exp.name}/{m.exp.split}",
+                "backend": self.backend, "T": m.T, "scale": m.exp.scale, "input_size": m.size,
+                "stride": m.stride, "frames": self.frames, "frame_size": list(self.shape),
+                "frames_with_face": self.faces, "note": self.note,
+                "windows": [{"first_frame": int(s), "box": [int(v) for v in b], "p_genuine": float(p)}
+                            for s, b, p in zip(self.starts, self.boxes, self.scores)],
+                "mean_p_genuine": self.mean, "threshold": m.threshold,
+                "threshold_rule": m.threshold_rule, "decision": self.decision, "timing": self.timing}
+
+
+def check_video(video) -> Path:
+    p = Path(video)
+    if not p.exists():
+        raise PredictError(EXIT_MISSING, f"video not found: {p}")
+    if not p.is_file():
+        raise PredictError(EXIT_MISSING, f"not a file: {p}")
+    return p
+
+
+def detect_faces(video: Path, model: Model) -> dict:
+    """``data_prep.detect.detect_video`` with the experiment's detector settings."""
+    res = detect.detect_video(str(video), detect.detector_params(model.cfg["detect"]))
+    n = len(res["boxes"])
+    if n == 0:
+        raise PredictError(EXIT_UNREADABLE, f"{video}: cannot read the video ({res['reason']}). "
+                                            f"Check that it is a video file OpenCV can decode")
+    if res["status"] != "ok":
+        raise PredictError(EXIT_NO_FACE, f"{video}: {res['reason']}; a frontal face must be visible")
+    return res
+
+
+def score_video(video, model: Model, backend: str = "caffe", batch: int = 64,
+                scorer=None) -> Result:
+    """Detect, sample and score every window of ``video`` with ``model``."""
+    if batch < 1:
+        raise ValueError("batch must be >= 1")
+    video = check_video(video)
+    scorer = scorer or BACKENDS[backend](model)
+    s_cfg = model.cfg["samples"]
+    t0 = time.perf_counter()
+    det = detect_faces(video, model)
+    t_det = time.perf_counter() - t0
+    boxes = det["boxes"]
+    wins = samples.windows(boxes, model.T, int(s_cfg["stride"]), s_cfg["missing_face"], 0)
+    faces = int((boxes[:, 2] > 0).sum())
+    if not wins:
+        raise PredictError(EXIT_NO_FACE, f"{video}: faces in {faces} of {len(boxes)} frames, but no "
+                                         f"window of T = {model.T} frames (missing_face = "
+                                         f"{s_cfg['missing_face']}) to score")
+    res = Result(str(video), model, backend, len(boxes), tuple(det["shape"]), faces,
+                 note=det["note"])
+    t_samp = t_net = 0.0
+    scores, buf = [], []
+
+    def flush():
+        nonlocal t_net
+        t = time.perf_counter()
+        scores.append(scorer(np.stack(buf)))
+        t_net += time.perf_counter() - t
+        buf.clear()
+
+    t = time.perf_counter()
+    for start, x in samples.iter_samples(samples.read_frames(video), wins, model.T,
+                                         model.exp.scale, model.size, s_cfg["interp"]):
+        res.starts.append(start)
+        buf.append(x)
+        if len(buf) == batch:
+            t_samp += time.perf_counter() - t
+            flush()
+            t = time.perf_counter()
+    t_samp += time.perf_counter() - t
+    if buf:
+        flush()
+    res.boxes = [b for _, b in wins]
+    res.scores = np.concatenate(scores)
+    F = len(boxes)
+    res.timing = {"frames": F, "windows": len(wins), "batch": batch,
+                  "detect_s": t_det, "sample_s": t_samp, "net_s": t_net,
+                  "detect_fps": F / t_det if t_det else None,
+                  "net_windows_per_s": len(wins) / t_net if t_net else None,
+                  "net_fps": F / t_net if t_net else None,
+                  "total_fps": F / (t_det + t_samp + t_net)}
+    return res
+
+
+def format_result(r: Result) -> str:
+    m = r.model
+    h, w = r.shape
+    lines = [f"video:     {r.video} ({w}x{h}, {r.frames} frames, face in {r.faces})",
+             f"model:     {m.dir} ({m.exp.name}: T={m.T}, scale {m.exp.scale}, input {m.size}x{m.size},"
+             f" stride {m.stride}; backend {r.backend})"]
+    if r.note:
+        lines.append(f"note:      {r.note}")
+    lines.append(f"windows:   {len(r.scores)}")
+    lines.append("  first_frame  p(genuine)")
+    lines += [f"  {s:11d}  {p:10.4f}" for s, p in zip(r.starts, r.scores)]
+    t = r.timing
+    lines += [f"mean p(genuine): {r.mean:.4f}",
+              f"threshold:       {m.threshold:.4f} (validation EER threshold, threshold.json)",
+              f"decision:        {r.decision} (mean {'>=' if r.decision == 'GENUINE' else '<'} "
+              f"threshold)",
+              f"time: detection {t['detect_s']:.2f} s ({t['detect_fps']:.1f} frames/s), sampling "
+              f"{t['sample_s']:.2f} s, network {t['net_s']:.3f} s ({t['net_fps']:.1f} frames/s, "
+              f"{t['net_windows_per_s']:.1f} windows/s, batch {t['batch']}); overall "
+              f"{t['total_fps']:.1f} frames/s"]
+    return "\n".join(lines)
+
+
+def annotate(r: Result, out) -> Path:
+    """Write the video with each frame's face box and the running mean score drawn on it."""
+    import cv2
+    out = Path(out)
+    det_boxes = detect.detect_video(r.video, detect.detector_params(r.model.cfg["detect"]))["boxes"]
+    cap = cv2.VideoCapture(r.video)
+    fps = cap.get(cv2.CAP_PROP_FPS) or 15.0
+    h, w = r.shape
+    fourcc = cv2.VideoWriter_fourcc(*("mp4v" if out.suffix.lower() == ".mp4" else "MJPG"))
+    wr = cv2.VideoWriter(str(out), fourcc, fps, (w, h))
+    if not wr.isOpened():
+        cap.release()
+        raise PredictError(EXIT_USAGE, f"cannot write {out}; use a .avi or .mp4 name in a "
+                                       f"writable folder")
+    ends = np.asarray(r.starts) + r.model.T - 1
+    thr = r.model.threshold
+    try:
+        for f, frame in enumerate(samples.read_frames(r.video)):
+            done = r.scores[ends <= f]
+            b = det_boxes[f] if f < len(det_boxes) else (-1, -1, -1, -1)
+            if done.size:
+                s = float(done.mean())
+                colour = (0, 200, 0) if s >= thr else (0, 0, 230)
+                text = f"p(genuine) {s:.3f} {'GENUINE' if s >= thr else 'ATTACK'} (thr {thr:.3f})"
+            else:
+                colour, text = (200, 200, 200), "scoring..."
+            if b[2] > 0:
+                cv2.rectangle(frame, (int(b[0]), int(b[1])), (int(b[0] + b[2]), int(b[1] + b[3])),
+                              colour, 2)
+            cv2.putText(frame, text, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+            wr.write(frame)
+    finally:
+        wr.release()
+        cap.release()
+    return out

@@ -233,25 +233,23 @@ def write_table(out: Path, stem: str, caption: list, header: list, rows: list,
 
 # ----------------------------------------------------------------------------- selection
 
-def select_table1(exps: list, results: dict, cfg_eval: dict, report: Report) -> list:
-    """One experiment per model kind: the paper's setting if present, else lowest EER(val)."""
+def select_table1(exps: list, results: dict, wanted: list, report: Report) -> list:
+    """One experiment per model kind: the setting named in ``experiments.table1`` (the
+    paper's best, configs/default.yaml) if present, else the lowest EER(val)."""
     chosen = []
     for model in ("cnn", "lstm", "peephole"):
         cands = [e for e in exps if e.model == model and results[e.name].get("overall")]
         if not cands:
             continue
-        if model == "cnn":
-            want = [e for e in cands if abs(e.scale - cfg_eval["table1_cnn_scale"]) < 1e-9]
-            setting = f"scale {cfg_eval['table1_cnn_scale']:g}"
-        else:
-            want = [e for e in cands if e.T == cfg_eval["table1_lstm_T"]
-                    and abs(e.scale - cfg_eval["table1_lstm_scale"]) < 1e-9]
-            setting = f"T={cfg_eval['table1_lstm_T']}, scale {cfg_eval['table1_lstm_scale']:g}"
+        names = [w for w in wanted if w.split("_", 1)[0] == model]
+        want = [e for w in names for e in cands if e.name == w]
+        setting = " or ".join(names) or "none listed"
         if want:
-            e, why = want[0], f"the paper's setting ({setting})"
+            e = want[0]
+            why = f"the configured setting (experiments.table1: {e.name})"
         else:
             e = min(cands, key=lambda x: (results[x.name]["overall"].eer_val, x.name))
-            why = f"paper's setting ({setting}) absent; lowest EER(val) among {len(cands)} present"
+            why = f"configured setting ({setting}) absent; lowest EER(val) among {len(cands)} present"
         report.notes.append(f"Table 1 {model}: {e.name}, {why}")
         chosen.append(e)
     return chosen
@@ -431,7 +429,7 @@ def run(results_dir, out_dir, level: Optional[str] = None, cfg: Optional[dict] =
             results[e.name] = {"overall": r} if r else {}
             if r is None:
                 report.notes.append(f"{e.name}: overall protocol lacks a class; left out")
-        chosen = select_table1(exps, results, ev, report)
+        chosen = select_table1(exps, results, list(cfg["experiments"]["table1"]), report)
         for e in exps:
             for p in PROTOCOLS[1:]:
                 r = evaluate(e, p, boot if e in chosen else None)

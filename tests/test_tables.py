@@ -96,7 +96,8 @@ def test_make_tables_end_to_end(tmp_path, cfg):
     text = "\n".join(logs)
     assert "lstm_T5_s1.8: skipped" in text
     assert "peephole_T7_s2.2: 2 of 5 validation folds" in text
-    assert "Table 1 peephole: peephole_T7_s2.2, paper's setting (T=7, scale 1.8) absent" in text
+    assert "Table 1 peephole: peephole_T7_s2.2, configured setting (peephole_T7_s1.8) absent" in text
+    assert "Table 1 cnn: cnn_T1_s2.6, the configured setting" in text
 
     md = (tmp_path / "out" / "table1.md").read_text()
     assert "sample-level" in md and "demo: tiny synthetic" in md

@@ -187,7 +187,7 @@ def run_detection(jobs: list[tuple[str, Path, str]], cache_dir: Path, params: di
             it = map(_job, todo)
             pool = None
         else:
-            pool = mp.get_context("fork").Pool(workers, initializer=util.worker_init)
+            pool = mp.get_context("spawn").Pool(workers, initializer=util.worker_init)
             it = pool.imap_unordered(_job, todo, chunksize=1)
         try:
             for key, n, _ in it:

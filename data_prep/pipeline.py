@@ -279,7 +279,7 @@ def _stage(todo, usable, dets, size, interp, workers, progress) -> int:
     jobs.sort(key=lambda j: (-sum(len(x["windows"]) * x["T"] for x in j[2]), j[0]))
     bar = detect._bar(total, "samples", progress)
     done = 0
-    pool = mp.get_context("fork").Pool(workers, initializer=util.worker_init) if workers > 1 else None
+    pool = mp.get_context("spawn").Pool(workers, initializer=util.worker_init) if workers > 1 else None
     it = pool.imap_unordered(_stage_job, jobs, chunksize=1) if pool else map(_stage_job, jobs)
     try:
         for _, n in it:
@@ -355,7 +355,7 @@ def _write_shards(todo, usable, group_of, groups, vid_id, cfg, size, workers, pr
         return
     bar = detect._bar(len(jobs), "shards", progress)
     bar.unit = "shard"
-    pool = mp.get_context("fork").Pool(workers, initializer=util.worker_init) if workers > 1 else None
+    pool = mp.get_context("spawn").Pool(workers, initializer=util.worker_init) if workers > 1 else None
     it = pool.imap_unordered(shards.write_shard, jobs) if pool else map(shards.write_shard, jobs)
     try:
         for _ in it:

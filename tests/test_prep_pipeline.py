@@ -27,20 +27,8 @@ TS = [1, 3, 5, 7, 9]
 
 
 @pytest.fixture(scope="module")
-def synth_mini_root(request, tmp_path_factory):
-    try:
-        return request.getfixturevalue("synth_mini")
-    except pytest.FixtureLookupError:   # TEMPORARY until tests/conftest.py has synth_mini
-        root = tmp_path_factory.mktemp("synth") / "mini"
-        subprocess.run([sys.executable, "-m", "data_prep.synth", "--out", str(root), "--preset", "mini",
-                        "--seed", "1"], cwd=REPO, check=True, capture_output=True)
-        return root
-
-
-@pytest.fixture(scope="module")
-def prep(synth_mini_root, tmp_path_factory):
+def prep(synth_mini, tmp_path_factory):
     """All 25 (scale, T) of the mini set, default config, written once for this module."""
-    synth_mini = synth_mini_root
     out = tmp_path_factory.mktemp("prep") / "out"
     cfg = load_config(None)
     t = time.perf_counter()

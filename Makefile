@@ -60,8 +60,12 @@ $(SYNTH)/synth_manifest.json:
 	  --contact-sheet $(SYNTH)/contact_sheet.png
 
 # One Viola-Jones pass over every video, then every (scale, T) of the config (paper §4.1).
+# With the paper config, data/prep points at the result: the committed solvers/*.prototxt
+# read data/prep/s<scale>_T<T>/, so `caffe train --solver solvers/...` works as it stands.
 prep: setup
 	@$(MAKE) --no-print-directory $(PREP)/report.json
+	@if [ "$(CONFIG_NAME)" = paper ]; then mkdir -p data && ln -sfn "$(abspath $(PREP))" data/prep \
+	  && echo "data/prep -> $(PREP) (read by the committed solvers)"; fi
 $(PREP)/report.json: $(if $(filter $(SYNTH) $(SYNTH)/,$(DATASET)),$(SYNTH)/synth_manifest.json) $(CONFIG)
 	@test -d "$(DATASET)/train_release" || { echo "DATASET=$(DATASET) has no train_release/: point DATASET at a CASIA-FASD copy" >&2; exit 2; }
 	$(PY) -m data_prep --dataset $(DATASET) --out $(PREP) --config $(CONFIG)

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from configs import ConfigError, load_config
+import yaml
+
 from data_prep import detect, samples
 from scripts import experiments as X
 
@@ -72,6 +73,10 @@ class Model:
         return self.dir / "model.caffemodel"
 
 
+_NEEDED = {"samples": ("size", "interp", "stride", "missing_face"),
+           "detect": ("cascade", "scale_factor", "min_neighbors", "min_size", "downscale")}
+
+
 def load_model(path) -> Model:
     """A finished experiment folder ``RUN/experiments/<model>_T<T>_s<scale>/full`` (or
     its parent, when that has ``full/``)."""
@@ -97,11 +102,16 @@ def load_model(path) -> Model:
                 if "threshold.json" in missing and exp.split != "full" else "")
         raise PredictError(EXIT_MODEL, f"{d}: missing {', '.join(missing)}; this is not a finished "
                                        f"full experiment.{hint}")
+    # The saved config is already resolved: read it as it is (not merged into today's
+    # configs/default.yaml, whose keys may have changed since the model was trained).
     try:
-        cfg = load_config(d / "config.yaml")
+        cfg = yaml.safe_load((d / "config.yaml").read_text())
+        for sec, keys in _NEEDED.items():
+            for k in keys:
+                cfg[sec][k]
         thr = json.loads((d / "threshold.json").read_text())
         threshold, rule = float(thr["threshold"]), str(thr.get("rule", ""))
-    except (ConfigError, ValueError, KeyError, TypeError) as e:
+    except (yaml.YAMLError, ValueError, KeyError, TypeError) as e:
         raise PredictError(EXIT_MODEL, f"{d}: unreadable config.yaml or threshold.json: {e}") from e
     return Model(d, exp, cfg, threshold, rule)
 

@@ -16,3 +16,29 @@ def synth_mini(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synth") / "mini"
     synth.generate(synth.synth_params(load_config(), "mini"), root, workers=2, progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, synth_mini) -> Path:
+    """A run folder with finished tiny models (tests/configs/tiny.yaml: 24x24 crops, 40
+    iterations, 2 folds): ``experiments/{cnn_T1_s1.8,peephole_T3_s1.8,lstm_T3_s1.8}/full``,
+    each with deploy.prototxt, model.caffemodel, threshold.json and DONE, and ``prep/``.
+    Their scores mean nothing; they exist to exercise code that loads and runs trained
+    models. Built once per session through the command lines (about 1.5 min on 2 cores)."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    tiny = root / "tests" / "configs" / "tiny.yaml"
+    run = tmp_path_factory.mktemp("tiny_run")
+    env = dict(os.environ, GLOG_minloglevel="2")
+    cmds = [["data_prep", "--dataset", str(synth_mini), "--out", str(run / "prep")]]
+    cmds += [["scripts.train", "--run", str(run), "--experiment", f"{m}/{split}"]
+             for m in ("cnn_T1_s1.8", "peephole_T3_s1.8", "lstm_T3_s1.8")
+             for split in ("fold1", "fold2", "full")]
+    for c in cmds:
+        out = subprocess.run([sys.executable, "-m", *c, "--config", str(tiny)], cwd=root, env=env,
+                             capture_output=True, text=True, timeout=900)
+        assert out.returncode == 0, f"{c}: {out.stderr[-3000:]}"
+    return run

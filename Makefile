@@ -33,7 +33,7 @@ exp_list = $(shell $(PY) -m scripts.experiments $(1) --config $(CONFIG) --run $(
 endif
 
 .PHONY: help setup test demo demo-data prep nets tables reproduce-table1 scale-sweep bench clean-run \
-        _table1 _sweep _demo predict-example
+        _table1 _sweep _demo predict
 
 help:
 	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
@@ -109,14 +109,20 @@ _demo: $$(call exp_list,table1) $$(call exp_list,sweep)
 	$(PY) -m eval.tables --results $(EXPS) --out $(RUN)/tables --config $(CONFIG)
 	@echo "Tables and figures: $(RUN)/tables"
 
-# Score one video with a trained experiment (scripts/predict.py).
+# Score one video with a finished experiment (scripts/predict.py), e.g.
+#   make predict VIDEO=data/synth/test_release/1/HR_1.avi MODEL=runs/synth-demo/experiments/cnn_T1_s2.6/full
 VIDEO ?= data/synth/test_release/1/1.avi
 MODEL ?= $(firstword $(wildcard $(RUN)/experiments/*/full))
-predict-example: setup
-	$(PY) -m scripts.predict $(VIDEO) --model $(MODEL)
+predict: setup
+	$(PY) -m scripts.predict $(VIDEO) --model $(MODEL) $(ARGS)
 
+# Speed figures: Caffe training throughput vs numpy GEMM (paper-size nets), the metrics on a
+# million scores, and data preparation (Viola-Jones 1 vs 2 workers, 25 combinations, memory).
 bench: setup
 	$(PY) -m scripts.bench
+	$(PY) -m eval.bench_metrics
+	@$(MAKE) --no-print-directory $(SYNTH)/synth_manifest.json
+	$(PY) -m data_prep.bench --dataset $(SYNTH) --every 5
 
 clean-run:
 	rm -rf $(RUN)

@@ -18,7 +18,8 @@ def _supervise(argv) -> int:
     import signal
     import subprocess
     rc = subprocess.call([sys.executable, "-m", "scripts.train", *argv],
-                         env=dict(os.environ, LSTMCNN_TRAIN_CHILD="1"))
+                         # the experiment's caffe.log keeps Caffe's whole log (INFO and up)
+                         env=dict(os.environ, LSTMCNN_TRAIN_CHILD="1", GLOG_minloglevel="0"))
     if rc < 0:
         a = _parser().parse_known_args(argv)[0]
         from scripts import experiments as X

@@ -283,8 +283,8 @@ def train(cfg: dict, exp: X.Experiment, d: Path, sp: dict, val_shards: list[Path
         s, y, meta = predict_shards(deploy_net, val_shards, int(tcfg["score_batch"]))
         val_store[f"iter_{it}"] = s.astype(np.float32)
         val_store.setdefault("label", y)
-        for k in ("subject", "stem", "frame"):
-            val_store.setdefault(k, meta[k])
+        for k in ("subject", "stem", "frame"):  # plain dtypes: h5py's string metadata can't go in .npz
+            val_store.setdefault(k, np.asarray(meta[k]).astype(meta[k].dtype.str))
         return nll(s, y)
 
     def snapshot(it: int):

@@ -45,7 +45,8 @@ base_lr: 0.1 lr_policy: "fixed" momentum: 0.9 max_iter: 200 display: 50
 snapshot: 0 snapshot_prefix: "{tmp_path / 'snap'}" solver_mode: CPU random_seed: 1
 """)
     out = subprocess.run([str(CAFFE_BIN), "train", "--solver", str(tmp_path / "solver.prototxt")],
-                         cwd=tmp_path, capture_output=True, text=True)
+                         cwd=tmp_path, capture_output=True, text=True,
+                         env=dict(os.environ, GLOG_minloglevel="0"))
     assert out.returncode == 0, out.stderr[-2000:]
     losses = [float(l.rsplit("=", 1)[1]) for l in out.stderr.splitlines()
               if "Iteration" in l and ", loss = " in l]

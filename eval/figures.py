@@ -27,6 +27,18 @@ def _split(arr: dict):
     return att, gen
 
 
+def _save(fig, path: Path, caption: str) -> Path:
+    """Caption at the foot, PNG written atomically (temp file + rename), figure closed."""
+    import os
+    fig.text(0.01, 0.005, caption, fontsize=6, va="bottom")
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    tmp = Path(path).with_name(Path(path).stem + ".tmp.png")
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
 def fig6_hter_vs_threshold(curves, path: Path, caption: str, n_points: int = 501) -> Path:
     """``curves``: list of (label, test_arrays, val_threshold). HTER(test) vs threshold."""
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
@@ -46,11 +58,7 @@ def fig6_hter_vs_threshold(curves, path: Path, caption: str, n_points: int = 501
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
-    fig.text(0.01, 0.005, caption, fontsize=6, va="bottom")
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path, caption)
 
 
 def roc_curves(curves, path: Path, caption: str) -> Path:
@@ -69,11 +77,7 @@ def roc_curves(curves, path: Path, caption: str) -> Path:
     ax.set_title("ROC (dot: validation threshold)", fontsize=10)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7, loc="lower right")
-    fig.text(0.01, 0.005, caption, fontsize=6, va="bottom")
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path, caption)
 
 
 def det_curves(curves, path: Path, caption: str) -> Path:
@@ -98,11 +102,7 @@ def det_curves(curves, path: Path, caption: str) -> Path:
     ax.set_title("DET (dot: validation threshold; grey: EER line)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="upper right")
-    fig.text(0.01, 0.005, caption, fontsize=6, va="bottom")
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path, caption)
 
 
 def score_histogram(label: str, arr: dict, thr: float, path: Path, caption: str,
@@ -125,8 +125,4 @@ def score_histogram(label: str, arr: dict, thr: float, path: Path, caption: str,
     ax.set_ylabel("count (log)")
     ax.set_title(f"Score histograms: {label}", fontsize=10)
     ax.legend(fontsize=7)
-    fig.text(0.01, 0.005, caption, fontsize=6, va="bottom")
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return _save(fig, path, caption)

@@ -27,7 +27,7 @@ import numpy as np
 from eval import metrics
 from eval.scores import write_scores
 from scripts import experiments as X
-from scripts.trainer import TrainingError, read_curve, score_rows
+from scripts.trainer import TrainingError, read_curve, save_figure, score_rows
 
 
 def fold_dirs(cfg: dict, run, exp: X.Experiment) -> list[Path]:
@@ -92,11 +92,7 @@ def plot_selection(sel: dict, path: Path, title: str) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    save_figure(fig, path)
 
 
 def save(sel: dict, path: Path) -> None:

@@ -233,6 +233,12 @@ def plot_curve(rows: list[dict], path: Path, title: str) -> None:
         ax2.legend(loc="upper center", fontsize=8)
     ax.legend(loc="upper right", fontsize=8)
     ax.set_title(title, fontsize=9)
+    save_figure(fig, path)
+
+
+def save_figure(fig, path: Path) -> None:
+    """Write a matplotlib figure as PNG atomically (temp file + rename) and close it."""
+    import matplotlib.pyplot as plt
     fig.tight_layout()
     tmp = path.with_name(path.stem + ".tmp.png")
     fig.savefig(tmp, dpi=100)

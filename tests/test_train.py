@@ -30,12 +30,11 @@ def _train(run: Path, spec: str, *sets: str, check=True, timeout=600):
 
 
 @pytest.fixture(scope="module")
-def prepped(synth_mini, tmp_path_factory) -> Path:
-    """A run folder whose prep/ holds the tiny config's samples of the mini set."""
+def prepped(tiny_run, tmp_path_factory) -> Path:
+    """An empty run folder whose prep/ is the tiny config's samples of the mini set
+    (shared with the session's tiny_run, so data preparation runs once)."""
     run = tmp_path_factory.mktemp("trainrun")
-    out = subprocess.run([PY, "-m", "data_prep", "--dataset", str(synth_mini), "--out", str(run / "prep"),
-                          "--config", str(TINY)], cwd=ROOT, capture_output=True, text=True, timeout=900)
-    assert out.returncode == 0, out.stderr[-3000:]
+    (run / "prep").symlink_to(tiny_run / "prep")
     return run
 
 
@@ -143,14 +142,19 @@ def test_unknown_config_key_names_key_and_file(prepped):
     assert "solver.max_itr" in out.stderr and "not a valid config key" in out.stderr
 
 
-def test_make_sweep_runs_in_parallel_and_skips_finished(prepped, synth_mini):
-    args = ["make", "-j2", "scale-sweep", f"CONFIG={TINY}", f"DATASET={synth_mini}",
-            f"RUN={prepped}"]
+def test_make_sweep_runs_in_parallel_and_skips_finished(tiny_run, synth_mini, tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    # A copy of the prepared data whose report.json is newer than the config: make skips prep.
+    import shutil
+    shutil.copytree(tiny_run / "prep", run / "prep", symlinks=True)
+    (run / "prep" / "report.json").touch()
+    args = ["make", "-j2", "scale-sweep", f"CONFIG={TINY}", f"DATASET={synth_mini}", f"RUN={run}"]
     first = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert first.returncode == 0, (first.stdout + first.stderr)[-3000:]
-    assert (prepped / "tables" / "table2.md").is_file()
+    assert (run / "tables" / "table2.md").is_file()
     for name in ("cnn_T1_s1.8", "lstm_T3_s1.8"):
-        assert (prepped / "experiments" / name / "full" / "DONE").is_file()
+        assert (run / "experiments" / name / "full" / "DONE").is_file()
     second = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert second.returncode == 0
     assert "scripts.train" not in second.stdout, second.stdout

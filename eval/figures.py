@@ -30,8 +30,10 @@ def _split(arr: dict):
 def _save(fig, path: Path, caption: str) -> Path:
     """Caption at the foot, PNG written atomically (temp file + rename), figure closed."""
     import os
+    import textwrap
+    caption = "\n".join(textwrap.wrap(caption, 140))
     fig.text(0.01, 0.005, caption, fontsize=6, va="bottom")
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    fig.tight_layout(rect=(0, 0.02 + 0.025 * (caption.count("\n") + 1), 1, 1))
     tmp = Path(path).with_name(Path(path).stem + ".tmp.png")
     fig.savefig(tmp, dpi=120)
     plt.close(fig)

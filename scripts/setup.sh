@@ -23,6 +23,9 @@
 #   PYTHON=python3      the interpreter the venv is made from
 #   VENV=.venv          the virtual environment folder
 #   JOBS=N              parallel compile jobs (default: number of cores)
+#   CAFFE_CXXFLAGS="…"  extra C++ flags for the Caffe build (default "-march=native":
+#                       ~9 % faster training measured by `make bench`; "" for a portable
+#                       build, e.g. when the cache folder is shared by different CPUs)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -67,6 +70,12 @@ PY_VER=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
 FLAGS=(-DCMAKE_BUILD_TYPE=Release -DUSE_OPENCV=OFF -DUSE_LMDB=OFF -DUSE_LEVELDB=OFF
   -DBLAS=Open -Dpython_version=3 -DBUILD_python=ON -DBUILD_python_layer=ON
   -DBUILD_docs=OFF -DBUILD_matlab=OFF)
+CAFFE_CXXFLAGS="${CAFFE_CXXFLAGS--march=native}"
+[ -z "$CAFFE_CXXFLAGS" ] || FLAGS+=("-DCMAKE_CXX_FLAGS=$CAFFE_CXXFLAGS")
+# -march=native means "this CPU": the CPU's architecture name goes into the cache hash too.
+CPU_ARCH=""
+case "$CAFFE_CXXFLAGS" in *native*)
+  CPU_ARCH=$(gcc -march=native -Q --help=target 2>/dev/null | awk '$1 == "-march=" {print $2; exit}') ;; esac
 if [ "$CAFFE_GPU" = 1 ]; then
   NVCC="${NVCC:-$(command -v nvcc || true)}"
   [ -n "$NVCC" ] && [ -x "$NVCC" ] || die "CAFFE_GPU=1 needs the CUDA compiler, but nvcc was not found (NVCC='${NVCC:-}'). Install the CUDA toolkit and put nvcc on PATH, or set NVCC=/path/to/nvcc."
@@ -85,7 +94,7 @@ fi
 # The hash covers the flags, the interpreter (pycaffe is compiled against its headers and
 # numpy) and this script's source patches, so any of them changing means a new build.
 NUMPY_PIN=$(grep -E '^numpy==' requirements.txt | cut -d' ' -f1)
-FLAG_HASH=$(printf '%s\n' "${FLAGS[@]}" "py$PY_VER" "$NUMPY_PIN" "$(sed -n '/^patch_caffe_source()/,/^}/p' "$0")" | sha256sum | cut -c1-10)
+FLAG_HASH=$(printf '%s\n' "${FLAGS[@]}" "py$PY_VER" "$NUMPY_PIN" "${CPU_ARCH:-}" "$(sed -n '/^patch_caffe_source()/,/^}/p' "$0")" | sha256sum | cut -c1-10)
 PREFIX="$CACHE_ROOT/caffe-$CAFFE_DEB_VERSION-$VARIANT-$FLAG_HASH"
 
 patch_caffe_source() {  # $1 = unpacked source tree

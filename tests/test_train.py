@@ -158,3 +158,21 @@ def test_make_sweep_runs_in_parallel_and_skips_finished(tiny_run, synth_mini, tm
     second = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert second.returncode == 0
     assert "scripts.train" not in second.stdout, second.stdout
+
+
+def test_plateau_rule_lowers_the_rate_by_ten(prepped):
+    """train.lr_schedule=plateau: a window whose loss did not improve by the tolerance
+    lowers base_lr x0.1 (snapshot, new solver, restore), at most plateau_max_drops times."""
+    run = prepped / "plateau"
+    run.mkdir(exist_ok=True)
+    (run / "prep").symlink_to(prepped / "prep")
+    out = _train(run, "cnn_T1_s1.8/fold1", "train.lr_schedule=plateau", "train.plateau_window=5",
+                 "train.plateau_tolerance=0.5", "solver.max_iter=60")
+    d = run / "experiments" / "cnn_T1_s1.8" / "fold1"
+    drops = json.loads((d / "train_state.json").read_text())["lr_drops"]
+    assert len(drops) == 2  # tolerance 0.5 is a plateau at once; plateau_max_drops = 2
+    assert "loss plateau, lr -> 0.001" in out.stdout + out.stderr
+    lrs = {int(float(r["iter"])): float(r["lr"]) for r in _curve(d / "curve.csv") if r["train_loss"]}
+    assert lrs[5] == pytest.approx(0.01)
+    assert lrs[max(lrs)] == pytest.approx(0.0001)
+    assert "0.0001" in (d / "solver.prototxt").read_text() or "1e-04" in (d / "solver.prototxt").read_text()

@@ -75,7 +75,7 @@ CAFFE_CXXFLAGS="${CAFFE_CXXFLAGS--march=native}"
 # -march=native means "this CPU": the CPU's architecture name goes into the cache hash too.
 CPU_ARCH=""
 case "$CAFFE_CXXFLAGS" in *native*)
-  CPU_ARCH=$(gcc -march=native -Q --help=target 2>/dev/null | awk '$1 == "-march=" {print $2; exit}') ;; esac
+  CPU_ARCH=$(gcc -march=native -Q --help=target 2>/dev/null | awk '$1 == "-march=" && !a {a = $2} END {print a}' || true) ;; esac
 if [ "$CAFFE_GPU" = 1 ]; then
   NVCC="${NVCC:-$(command -v nvcc || true)}"
   [ -n "$NVCC" ] && [ -x "$NVCC" ] || die "CAFFE_GPU=1 needs the CUDA compiler, but nvcc was not found (NVCC='${NVCC:-}'). Install the CUDA toolkit and put nvcc on PATH, or set NVCC=/path/to/nvcc."

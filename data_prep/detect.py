@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 
 from data_prep import util
-from data_prep.util import file_sha256, stable_hash
+from data_prep.util import stable_hash
 
 _CASCADES: dict[str, "cv2.CascadeClassifier"] = {}
 

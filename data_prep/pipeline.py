@@ -29,7 +29,7 @@ from data_prep import casia, detect, folds as folds_mod, index, samples, shards
 from data_prep import hdf5_layout as L
 from data_prep import util
 from data_prep.index import DatasetError
-from data_prep.util import OutputError, stable_hash
+from data_prep.util import stable_hash
 
 
 def _log(msg: str) -> None:
@@ -90,7 +90,7 @@ def run(cfg: dict, root, out, progress: bool = True, log=_log) -> dict:
     t_start = time.perf_counter()
     out = Path(out).resolve()
     _check_out(out)
-    s_cfg, h_cfg = cfg["samples"], cfg["hdf5"]
+    s_cfg = cfg["samples"]
     if s_cfg["missing_face"] not in ("skip", "keep"):
         raise ValueError(f"samples.missing_face must be skip or keep, got {s_cfg['missing_face']!r}")
     if s_cfg["interp"] not in samples.INTERP:

@@ -34,7 +34,6 @@ from pathlib import Path
 
 import numpy as np
 
-from configs import dump_config
 from data_prep import hdf5_layout as layout
 from scripts import experiments as X
 
@@ -260,7 +259,6 @@ def train(cfg: dict, exp: X.Experiment, d: Path, sp: dict, val_shards: list[Path
     caffe.set_random_seed(seed)
     snap_dir = d / "snapshots"
     snap_dir.mkdir(exist_ok=True)
-    prefix = snap_dir / exp.name
     state_path = d / "train_state.json"
     state = json.loads(state_path.read_text()) if state_path.exists() else {"lr_drops": []}
     plateau = tcfg["lr_schedule"] == "plateau"

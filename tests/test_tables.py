@@ -1,6 +1,5 @@
 """Score files, protocols and ``make tables`` end to end on small synthetic score files."""
 import csv
-import warnings
 
 import numpy as np
 import pytest

@@ -79,10 +79,12 @@ nets: setup
 # An experiment folder is $(EXPS)/<model>_T<T>_s<scale>/<split>, split = fold<k> or full.
 # Each is a file target, so `make -j N` runs N at once and finished ones are skipped.
 # The full-train-set run depends on its folds: model selection reads their curves (§4.3).
+# Prepared data is an order-only prerequisite: re-running prep (a no-op when up to date)
+# never invalidates finished experiments; delete an experiment's folder to retrain it.
 $(EXPS)/%/full/DONE: $$(foreach k,$$(call exp_list,folds),$(EXPS)/$$*/fold$$(k)/DONE)
 	$(PY) -m scripts.train --config $(CONFIG) --run $(RUN) --experiment $*/full $(GPU_ARG)
 define FOLD_RULE
-$(EXPS)/%/fold$(1)/DONE: $(PREP)/report.json
+$(EXPS)/%/fold$(1)/DONE: | $(PREP)/report.json
 	$(PY) -m scripts.train --config $(CONFIG) --run $(RUN) --experiment $$*/fold$(1) $(GPU_ARG)
 endef
 $(foreach k,1 2 3 4 5 6 7 8 9,$(eval $(call FOLD_RULE,$(k))))

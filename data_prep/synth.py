@@ -689,15 +689,10 @@ def generate(params: dict, out: Path, workers: int = 2, force: bool = False,
 
 # --------------------------------------------------------------------------- contact sheet
 def _read_frames(path: Path, n: int | None = None) -> list[np.ndarray]:
-    cap = cv2.VideoCapture(str(path))
-    frames = []
-    while n is None or len(frames) < n:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f)
-    cap.release()
-    return frames
+    """The first ``n`` (default all) decoded frames, through data_prep.samples.read_frames."""
+    from itertools import islice
+    from data_prep.samples import read_frames
+    return list(islice(read_frames(path), n))
 
 
 def contact_sheet(root: Path, out_png: Path, split: str = "train", subject: int = 1,

@@ -159,6 +159,7 @@ class Result:
     faces: int
     starts: list = field(default_factory=list)
     boxes: list = field(default_factory=list)        # window's minimum face box (x, y, w, h)
+    frame_boxes: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.int32))  # per frame
     scores: np.ndarray = field(default_factory=lambda: np.zeros(0))
     note: str = ""
     timing: dict = field(default_factory=dict)
@@ -223,7 +224,7 @@ def score_video(video, model: Model, backend: str = "caffe", batch: int = 64,
                                          f"window of T = {model.T} frames (missing_face = "
                                          f"{s_cfg['missing_face']}) to score")
     res = Result(str(video), model, backend, len(boxes), tuple(det["shape"]), faces,
-                 note=det["note"])
+                 note=det["note"], frame_boxes=boxes)
     t_samp = t_net = 0.0
     scores, buf = [], []
 
@@ -285,7 +286,7 @@ def annotate(r: Result, out) -> Path:
     """Write the video with each frame's face box and the running mean score drawn on it."""
     import cv2
     out = Path(out)
-    det_boxes = detect.detect_video(r.video, detect.detector_params(r.model.cfg["detect"]))["boxes"]
+    det_boxes = r.frame_boxes  # the scoring pass's Viola-Jones boxes: no second detection
     cap = cv2.VideoCapture(r.video)
     fps = cap.get(cv2.CAP_PROP_FPS) or 15.0
     h, w = r.shape

@@ -11,6 +11,7 @@ import pytest
 
 from configs import load_config
 from data_prep import casia, synth
+from data_prep.samples import read_frames
 
 
 @pytest.fixture(scope="module")
@@ -19,15 +20,7 @@ def mini_params():
 
 
 def _frames(path):
-    cap = cv2.VideoCapture(str(path))
-    out = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        out.append(f)
-    cap.release()
-    return out
+    return list(read_frames(path))
 
 
 def test_layout_is_casia(synth_mini, mini_params):

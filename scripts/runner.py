@@ -87,10 +87,7 @@ def run_experiment(cfg: dict, run, spec: str, gpu: int | None = None, log=print)
         if exp.fold is not None:
             # The fold model's validation scores at its last iteration; model selection
             # (the full run) rewrites them at the selected iteration.
-            import numpy as np
-            z = np.load(d / "val_scores.npz")
-            meta = {k: z[k] for k in ("subject", "stem", "frame")}
-            write_scores(d / "scores_val.csv", score_rows(z[f"iter_{sp['max_iter']}"], meta))
+            selection.write_val_scores(d, sp["max_iter"])
         if exp.split == "full":
             caffe = caffe_mode(gpu)
             net = caffe.Net(str(d / "deploy.prototxt"), str(d / "model.caffemodel"), caffe.TEST)

@@ -34,6 +34,16 @@ def fold_dirs(cfg: dict, run, exp: X.Experiment) -> list[Path]:
     return [X.Experiment(exp.model, exp.T, exp.scale, f"fold{k}").dir(run) for k in X.fold_ids(cfg)]
 
 
+def write_val_scores(fold_dir: Path, iteration: int) -> tuple[np.ndarray, np.ndarray]:
+    """Write a fold's scores_val.csv from its val_scores.npz at ``iteration``;
+    return (p(genuine), label) of that validation point."""
+    z = np.load(fold_dir / "val_scores.npz")
+    s = z[f"iter_{iteration}"].astype(np.float64)
+    write_scores(fold_dir / "scores_val.csv",
+                 score_rows(s, {k: z[k] for k in ("subject", "stem", "frame")}))
+    return s, z["label"]
+
+
 def select(cfg: dict, run, exp: X.Experiment) -> dict:
     """Pick the iteration count from the folds' curves; write each fold's scores_val.csv
     at that iteration; return the selection record (also saved by the caller)."""
@@ -58,12 +68,9 @@ def select(cfg: dict, run, exp: X.Experiment) -> dict:
     # Pool the fold models' validation scores at the selected iteration.
     neg, pos = [], []
     for d in dirs:
-        z = np.load(d / "val_scores.npz")
-        s = z[f"iter_{best}"].astype(np.float64)
-        meta = {k: z[k] for k in ("subject", "stem", "frame")}
-        write_scores(d / "scores_val.csv", score_rows(s, meta))
-        neg.append(s[z["label"] == 0])
-        pos.append(s[z["label"] == 1])
+        s, label = write_val_scores(d, best)
+        neg.append(s[label == 0])
+        pos.append(s[label == 1])
     neg, pos = np.concatenate(neg), np.concatenate(pos)
     thr = float(metrics.eer_threshold(neg, pos))
     return {"iterations": int(best), "folds": [d.name for d in dirs],

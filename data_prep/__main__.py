@@ -21,6 +21,9 @@ def main(argv=None) -> int:
     ap.add_argument("--config", help="YAML config with _base_: default.yaml")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a config key, e.g. --set samples.scales=[1.8] --set samples.seq_lengths=[1,7]")
+    ap.add_argument("--only", nargs="+", metavar="SCALE:T",
+                    help="prepare only these (scale, T) of the config, e.g. --only 2.6:1 1.8:7 "
+                         "(default: every samples.scales x samples.seq_lengths)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     a = ap.parse_args(argv)
     try:
@@ -32,7 +35,13 @@ def main(argv=None) -> int:
         out = Path(a.out)
         pipeline._check_out(out.resolve())
         dump_config(cfg, out / "config.yaml")
-        pipeline.run(cfg, root, out, progress=not a.no_progress)
+        only = None
+        if a.only:
+            try:
+                only = [(float(x.split(":")[0]), int(x.split(":")[1])) for x in a.only]
+            except (ValueError, IndexError):
+                raise ValueError(f"--only takes SCALE:T pairs such as 2.6:1 1.8:7, got {a.only}")
+        pipeline.run(cfg, root, out, progress=not a.no_progress, only=only)
     except (ConfigError, DatasetError, OutputError, ValueError) as e:
         print(f"data_prep: error: {e}", file=sys.stderr)
         return 2

@@ -1,6 +1,7 @@
 """The layout of the prepared samples on disk: stated here once, every module follows it.
 
-Paper §4.1 (samples) and §4.3 (folds); Caffe's ``HDF5Data`` layer reads the shards.
+Paper §4.1 (samples) and §4.3 (folds); the nets' data layer (prototxt/data_layer.py) reads
+the shards.
 
 Output tree under ``OUT`` (``python -m data_prep --out OUT``)::
 
@@ -11,10 +12,10 @@ Output tree under ``OUT`` (``python -m data_prep --out OUT``)::
     OUT/s{scale:.1f}_T{T}/           one folder per (scale, T); present only when complete
         train_fold{k}_{NNNN}.h5      samples of the train subjects of fold k (k = 1..K)
         test_{NNNN}.h5               samples of the test subjects
-        train.txt                    all train shards            } absolute paths, one per
-        test.txt                     all test shards             } line, for HDF5Data.source
-        fold{k}_train.txt            shards of every fold but k  }
-        fold{k}_val.txt              shards of fold k            }
+        train.txt                    all train shards            } shard file names, one per
+        test.txt                     all test shards             } line, relative to the list's
+        fold{k}_train.txt            shards of every fold but k  } folder (read_list), so a
+        fold{k}_val.txt              shards of fold k            } prepared folder can move
         manifest.json                what was built and from what (used to skip up-to-date work)
     OUT/.building/                   work in progress; renamed into place when complete
 
@@ -35,19 +36,22 @@ Datasets in every shard, N samples, sample-major:
     video_id  int32    (N,)             index into OUT/videos.json
     ========  =======  ===============  ==================================================
 
-Caffe's ``HDF5Data`` reads only the datasets named as its tops (``data``, ``label``),
-converts them to float and applies no transform: scaling to [0, 1] or mean subtraction
-is the net's job. It shuffles only within a file and the order of files, so training
-shards are written with their samples already in a seeded random order
-(``hdf5.shuffle_train``); test shards keep video order. Each shard is written to a
-temporary name and renamed when complete, so a file under a final name is whole.
+The nets read the shards through ``prototxt/data_layer.py`` (``SequenceData``), which
+memory-maps ``data`` (written contiguous and unfiltered for that) and ``label``, gives
+them as float with no transform (scaling to [0, 1] is the net's job, as with Caffe's
+``HDF5Data``), and draws every training minibatch over all shards of its list. Training
+shards are grouped by fold (a fold's validation list is its own files) and their samples
+are in a seeded random order (``hdf5.shuffle_train``); test shards keep video order.
+Each shard is written to a temporary name and renamed when complete, so a file under a
+final name is whole.
 """
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
-LAYOUT_VERSION = 1
+# 2: list files hold names relative to their folder (1: absolute paths).
+LAYOUT_VERSION = 2
 
 DATA = "data"
 LABEL = "label"
@@ -88,7 +92,7 @@ def list_names(n_folds: int) -> list[str]:
 
 
 def list_file(out: str | os.PathLike, scale: float, T: int, which: str) -> Path:
-    """Path of the list file for ``HDF5Data.source``.
+    """Path of the list file for the data layer's ``source``.
 
     ``which``: ``train``, ``test``, ``fold{k}_train`` or ``fold{k}_val`` (k = 1..K).
     """
@@ -98,3 +102,23 @@ def list_file(out: str | os.PathLike, scale: float, T: int, which: str) -> Path:
     if not ok:
         raise ValueError(f"list_file: which={which!r}; expected train, test, fold<k>_train or fold<k>_val")
     return combo_dir(out, scale, T) / f"{which}.txt"
+
+
+def read_list(list_path: str | os.PathLike) -> list[Path]:
+    """The shards a list file names, in order; relative entries resolve from the list's
+    folder (absolute entries, as layout 1 wrote them, are kept)."""
+    list_path = Path(list_path)
+    if not list_path.is_file():
+        raise FileNotFoundError(f"list file not found: {list_path}. Run `make prep` with a config "
+                                f"whose samples.scales and samples.seq_lengths include this scale and T")
+    base = list_path.resolve().parent
+    out = []
+    for line in list_path.read_text().splitlines():
+        if line.strip():
+            p = Path(line.strip())
+            out.append(p if p.is_absolute() else base / p)
+    missing = [p for p in out if not p.is_file()]
+    if missing:
+        raise FileNotFoundError(f"{list_path} names {len(missing)} missing shard(s), e.g. {missing[0]}; "
+                                f"prepare the data again (`make prep`)")
+    return out

@@ -74,10 +74,10 @@ def _workers(cfg) -> int:
     return w if w > 0 else (os.cpu_count() or 1)
 
 
-def _combo_key(cfg, out, scale, T, vids, dets, folds, dparams) -> str:
+def _combo_key(cfg, scale, T, vids, dets, folds, dparams) -> str:
     s, h = cfg["samples"], cfg["hdf5"]
     return stable_hash({
-        "layout": L.LAYOUT_VERSION, "scale": float(scale), "T": int(T), "out": str(out),
+        "layout": L.LAYOUT_VERSION, "scale": float(scale), "T": int(T),
         "size": s["size"], "interp": s["interp"], "stride": samples.stride_for(T, s["stride"]),
         "missing_face": s["missing_face"], "max_per_video": s["max_per_video"],
         "shard_mb": h["shard_mb"], "shuffle_train": h["shuffle_train"], "seed": cfg["seed"],
@@ -85,8 +85,9 @@ def _combo_key(cfg, out, scale, T, vids, dets, folds, dparams) -> str:
         "videos": [(v.key, dets[v.key].cache.name) for v in vids]}, 24)
 
 
-def run(cfg: dict, root, out, progress: bool = True, log=_log) -> dict:
-    """Prepare every requested (scale, T); return the report (also written to OUT/report.json)."""
+def run(cfg: dict, root, out, progress: bool = True, log=_log, only=None) -> dict:
+    """Prepare every (scale, T) of the config, or only the ``only`` ones [(scale, T), ...]
+    (each must be in the config); return the report (also written to OUT/report.json)."""
     t_start = time.perf_counter()
     out = Path(out).resolve()
     _check_out(out)
@@ -101,6 +102,15 @@ def run(cfg: dict, root, out, progress: bool = True, log=_log) -> dict:
         raise ValueError("samples.scales and samples.seq_lengths must be non-empty, positive")
     size = int(s_cfg["size"])
     workers = _workers(cfg)
+    pairs = [(sc, T) for sc in scales for T in Ts]
+    if only is not None:
+        want = [(float(sc), int(T)) for sc, T in only]
+        missing = [L.combo_name(sc, T) for sc, T in want
+                   if not any(abs(sc - a) < 1e-9 and T == b for a, b in pairs)]
+        if missing:
+            raise ValueError(f"requested (scale, T) {', '.join(missing)} not in the config's "
+                             f"samples.scales={scales} x samples.seq_lengths={Ts}; add them there")
+        pairs = [(a, b) for a, b in pairs if any(abs(sc - a) < 1e-9 and T == b for sc, T in want)]
 
     # 1. index and hashes
     idx = index.scan(root)
@@ -163,19 +173,18 @@ def run(cfg: dict, root, out, progress: bool = True, log=_log) -> dict:
 
     # 3. which combinations need building
     combos = []
-    for scale in scales:
-        for T in Ts:
-            name = L.combo_name(scale, T)
-            wins = {v.key: samples.windows(dets[v.key].boxes, T, s_cfg["stride"],
-                                           s_cfg["missing_face"], s_cfg["max_per_video"])
-                    for v in usable}
-            key = _combo_key(cfg, out, scale, T, usable, dets, folds, dparams)
-            final = out / name
-            man = final / "manifest.json"
-            up = man.exists() and json.loads(man.read_text()).get("key") == key
-            combos.append({"scale": scale, "T": T, "name": name, "key": key, "wins": wins,
-                           "final": final, "up_to_date": up,
-                           "build": out / ".building" / name})
+    for scale, T in pairs:
+        name = L.combo_name(scale, T)
+        wins = {v.key: samples.windows(dets[v.key].boxes, T, s_cfg["stride"],
+                                       s_cfg["missing_face"], s_cfg["max_per_video"])
+                for v in usable}
+        key = _combo_key(cfg, scale, T, usable, dets, folds, dparams)
+        final = out / name
+        man = final / "manifest.json"
+        up = man.exists() and json.loads(man.read_text()).get("key") == key
+        combos.append({"scale": scale, "T": T, "name": name, "key": key, "wins": wins,
+                       "final": final, "up_to_date": up,
+                       "build": out / ".building" / name})
     todo = [c for c in combos if not c["up_to_date"]]
     t_build0 = time.perf_counter()
     stage_frames = 0
@@ -372,8 +381,8 @@ def _finalize(c, out, groups, n_folds) -> None:
     b, final = c["build"], c["final"]
     try:
         if not (b / "manifest.json").exists():
-            def paths(gs):
-                return [str(final / name) for g in gs for name, _ in c["shards"][g]]
+            def paths(gs):   # relative to the list's own folder (hdf5_layout.read_list)
+                return [name for g in gs for name, _ in c["shards"][g]]
             folds_g = [g for g in groups if g != "test"]
             lists = {"train": paths(folds_g), "test": paths(["test"])}
             for k in range(1, n_folds + 1):

@@ -12,7 +12,7 @@ Three models, all from Caffe's built-in layers only:
 
 Blob layout (stated once here; data_prep/hdf5_layout.py states the HDF5 side)::
 
-    data     (N, T, 3, S, S)  raw 0..255, BGR, sample-major, as HDF5Data / deploy input
+    data     (N, T, 3, S, S)  raw 0..255, BGR, sample-major, as the data layer / deploy input
     scaled   (N, T, 3, S, S)  Power: input_scale * data + input_shift
     frames   (N*T, 3, S, S)   frame n*T + t is frame t of sample n; the CNN runs on all
     fc1000   (N*T, 1000)
@@ -57,7 +57,7 @@ PEEPHOLE_GATES = ("i", "f", "o")  # Eq. 2-4 see c_{t-1}; g (Eq. 5) does not
 # ---------------------------------------------------------------------------
 
 def list_file(prep_dir, scale: float, T: int, which: str) -> Path:
-    """List file of .h5 shards for HDF5Data.source (data_prep's layout)."""
+    """List file of .h5 shards for the data layer's source (data_prep's layout)."""
     from data_prep.hdf5_layout import list_file as _lf
     return _lf(prep_dir, scale, T, which)
 
@@ -273,34 +273,45 @@ def _finish(n, name, model, cfg_net) -> caffe_pb2.NetParameter:
     return proto
 
 
+def data_layer(source, batch: int, shuffle: bool, seed: int, phase) -> caffe_pb2.LayerParameter:
+    """The ``SequenceData`` Python layer (prototxt/data_layer.py) on one list file: with
+    ``shuffle`` every minibatch is a seeded uniform draw over all samples of the list."""
+    import json
+    lp = caffe_pb2.LayerParameter(name="data" if phase == caffe.TRAIN else "data_test",
+                                  type="Python", top=["data", "label"])
+    lp.include.add().phase = phase
+    lp.python_param.module = "prototxt.data_layer"
+    lp.python_param.layer = "SequenceData"
+    lp.python_param.param_str = json.dumps({"source": str(source), "batch_size": int(batch),
+                                            "shuffle": bool(shuffle), "seed": int(seed)})
+    return lp
+
+
 def net_param(cfg: dict, model: str, T: int, train_list, val_list, batch: int | None = None,
               val_batch: int | None = None) -> caffe_pb2.NetParameter:
-    """Train/val net: HDF5Data (TRAIN: train_list, shuffled; TEST: val_list), loss, accuracy.
+    """Train/val net: SequenceData (TRAIN: train_list, minibatches drawn over the whole list;
+    TEST: val_list in order), loss, accuracy.
 
-    ``train_list`` / ``val_list`` are HDF5Data list files (written into the prototxt as
-    given: relative paths resolve from the folder ``caffe`` runs in).
+    ``train_list`` / ``val_list`` are list files of data_prep's layout (written into the
+    prototxt as given: relative paths resolve from the folder ``caffe`` runs in).
     """
     check_model(model, T)
     c_net, c_sol = cfg["net"], cfg["solver"]
     if batch is None:
         batch = c_sol["batch_cnn"] if model == "cnn" else c_sol["batch_lstm"]
     val_batch = batch if val_batch is None else val_batch
+    S = c_net["input_size"]
     n = caffe.NetSpec()
-    n.data, n.label = L.HDF5Data(hdf5_data_param=dict(source=str(train_list), batch_size=batch,
-                                                      shuffle=True),
-                                 ntop=2, include=dict(phase=caffe.TRAIN))
+    # A placeholder with the data layer's tops; replaced by the Python layers below.
+    n.data, n.label = L.DummyData(shape=[dict(dim=[batch, T, 3, S, S]), dict(dim=[batch])], ntop=2)
     fc2 = _body(n, n.data, model, T, c_net)
     n.loss = L.SoftmaxWithLoss(fc2, n.label)
     n.accuracy = L.Accuracy(fc2, n.label, include=dict(phase=caffe.TEST))
     proto = _finish(n, model_name(model, T), model, c_net)
-    test_data = caffe_pb2.LayerParameter()
-    test_data.CopyFrom(proto.layer[0])
-    test_data.name = "data_test"
-    test_data.include[0].phase = caffe_pb2.TEST
-    test_data.hdf5_data_param.source = str(val_list)
-    test_data.hdf5_data_param.batch_size = val_batch
-    test_data.hdf5_data_param.shuffle = False
-    proto.layer.insert(1, test_data)
+    del proto.layer[0]
+    seed = int(cfg["seed"])
+    proto.layer.insert(0, data_layer(val_list, val_batch, False, seed, caffe.TEST))
+    proto.layer.insert(0, data_layer(train_list, batch, True, seed, caffe.TRAIN))
     return proto
 
 
@@ -356,7 +367,7 @@ def solver_text(cfg: dict, model: str, T: int, net_path, snapshot_prefix, max_it
         f"weight_decay: {_num(s['weight_decay'])}",
         'regularization_type: "L2"',
         "# §3.3 \"The mini-batch we use is 100 for CNN architecture and 32 for LSTM-CNN\":",
-        f"# batch_size {batch} is set in the net's HDF5Data layer"
+        f"# batch_size {batch} is set in the net's data layer"
         + (f" ({batch} samples of {T} frames)." if model != "cnn" else "."),
         "# §3.3 \"use the truncated BPTT\": each sample is one whole T-step sequence, so",
         "# back-propagation through time is truncated at T steps by construction.",

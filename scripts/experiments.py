@@ -11,6 +11,7 @@ A finished experiment has a ``DONE`` file; that file is the Makefile's target.
 Command line (used by the Makefile)::
 
     python -m scripts.experiments folds|table1|sweep --config C --run RUN
+    python -m scripts.experiments combos [--of table1|sweep|all] --config C   (SCALE:T ...)
 """
 from __future__ import annotations
 
@@ -83,10 +84,13 @@ def sweep_names(cfg: dict) -> list[str]:
     return names
 
 
-def combos(cfg: dict) -> list[tuple[float, int]]:
-    """Every (scale, T) the configured experiments need, for data preparation."""
+def combos(cfg: dict, of: str = "all") -> list[tuple[float, int]]:
+    """The (scale, T) that data preparation must build for the experiments of ``of``:
+    table1 (`make reproduce-table1`), sweep (`make scale-sweep`) or all."""
+    names = {"table1": table1_names(cfg), "sweep": sweep_names(cfg),
+             "all": table1_names(cfg) + sweep_names(cfg)}[of]
     out = set()
-    for n in table1_names(cfg) + sweep_names(cfg):
+    for n in names:
         x = parse(n)
         out.add((x.scale, x.T))
     return sorted(out)
@@ -98,12 +102,14 @@ def main(argv=None) -> int:
     ap.add_argument("what", choices=("folds", "table1", "sweep", "combos"))
     ap.add_argument("--config", default=None)
     ap.add_argument("--run", default="runs/default")
+    ap.add_argument("--of", choices=("table1", "sweep", "all"), default="all",
+                    help="with combos: the experiments whose (scale, T) are listed")
     a = ap.parse_args(argv)
     cfg = load_config(a.config)
     if a.what == "folds":
         print(" ".join(str(k) for k in fold_ids(cfg)))
     elif a.what == "combos":
-        print(" ".join(f"{s:.1f}:{T}" for s, T in combos(cfg)))
+        print(" ".join(f"{s:.1f}:{T}" for s, T in combos(cfg, a.of)))
     else:
         names = table1_names(cfg) if a.what == "table1" else sweep_names(cfg)
         print(" ".join(str(Path(a.run) / "experiments" / n / "full" / "DONE") for n in dict.fromkeys(names)))

@@ -187,7 +187,16 @@ if [ "$(cat "$VENV/.requirements.sha" 2>/dev/null)" != "$REQ_HASH" ]; then
 fi
 SITE=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 echo "$PYCAFFE_DIR" > "$SITE/caffe_build.pth.tmp" && mv "$SITE/caffe_build.pth.tmp" "$SITE/caffe_build.pth"
-ln -sfn "$PREFIX/bin/caffe" "$VENV/bin/caffe"
+# .venv/bin/caffe: Caffe's own command-line tool, started with PYTHONPATH set so that its
+# embedded Python finds the nets' data layer (prototxt/data_layer.py, a Python layer),
+# pycaffe and the venv's packages (numpy, h5py).
+rm -f "$VENV/bin/caffe"
+cat > "$VENV/bin/caffe.tmp" <<EOF_CAFFE
+#!/bin/sh
+# Written by scripts/setup.sh: Caffe's caffe tool with this checkout's Python layers importable.
+PYTHONPATH="$HERE:$PYCAFFE_DIR:$SITE\${PYTHONPATH:+:\$PYTHONPATH}" exec "$PREFIX/bin/caffe" "\$@"
+EOF_CAFFE
+chmod +x "$VENV/bin/caffe.tmp" && mv "$VENV/bin/caffe.tmp" "$VENV/bin/caffe"
 ln -sfn "$PREFIX" "$VENV/caffe-prefix"
 
 # ---------------------------------------------------------------- 5. verify

@@ -3,7 +3,7 @@
 An experiment folder (scripts.experiments) ends up holding::
 
     config.yaml           the resolved config of the run
-    train_val.prototxt    the exact train net (HDF5Data on this split's list files)
+    train_val.prototxt    the exact train net (SequenceData on this split's list files)
     deploy.prototxt       the exact deploy net (raw uint8-range input -> p(genuine))
     solver.prototxt       the exact solver
     caffe.log             everything Caffe logged
@@ -73,10 +73,10 @@ def caffe_log_to(path: Path):
 
 
 def read_list(list_path: Path) -> list[Path]:
-    if not Path(list_path).is_file():
-        raise TrainingError(f"list file not found: {list_path}. Run `make prep` with a config whose "
-                            f"samples.scales and samples.seq_lengths include this scale and T.")
-    return [Path(l.strip()) for l in Path(list_path).read_text().splitlines() if l.strip()]
+    try:
+        return layout.read_list(list_path)
+    except FileNotFoundError as e:
+        raise TrainingError(str(e)) from None
 
 
 def iter_shards(shards: list[Path], batch: int):
@@ -159,6 +159,25 @@ class Plateau:
             self.losses.clear()
             return True
         return False
+
+
+# ---------------------------------------------------------------- exact resume
+def boundary_seed(seed: int, it: int) -> int:
+    """Caffe's random seed from iteration ``it`` on (dropout masks): a function of
+    (seed, it), so a run resumed at ``it`` draws what an uninterrupted run draws."""
+    return int(np.random.SeedSequence([int(seed), int(it)]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def position(caffe, solver, seed: int, it: int) -> None:
+    """Put the solver's random state and its data layers where iteration ``it`` starts:
+    Caffe's generator re-seeded with boundary_seed, every SequenceData layer at batch
+    ``it``. Called at the start and at every snapshot boundary, in uninterrupted and in
+    resumed runs alike (a .solverstate restores weights, momentum and the iteration,
+    but neither the data position nor the generator)."""
+    caffe.set_random_seed(boundary_seed(seed, it))
+    for layer in solver.net.layers:
+        if hasattr(layer, "set_iteration"):
+            layer.set_iteration(it)
 
 
 # ---------------------------------------------------------------- solver file
@@ -301,13 +320,20 @@ def train(cfg: dict, exp: X.Experiment, d: Path, sp: dict, val_shards: list[Path
         if val_shards:
             np.savez(d / "val_scores.npz.tmp.npz", **val_store)
             os.replace(d / "val_scores.npz.tmp.npz", val_path)
-        state_path.write_text(json.dumps(state))
+        # What the loop carries between iterations, so that a resume continues exactly.
+        state.update(it=it, acc_loss=acc_loss, n_loss=n_loss,
+                     plateau_losses=list(pl.losses) if pl is not None else [])
+        _write_text_atomic(state_path, json.dumps(state))
 
     max_iter, every = int(sp["max_iter"]), int(tcfg["progress_every"])
     test_interval, snap_every = int(sp["test_interval"]), int(sp["snapshot"]) or int(sp["test_interval"])
     pl = Plateau(int(tcfg["plateau_window"]), float(tcfg["plateau_tolerance"]),
                  int(tcfg["plateau_max_drops"])) if plateau else None
     acc_loss, n_loss = 0.0, 0
+    if start and state.get("it") == start:
+        acc_loss, n_loss = float(state["acc_loss"]), int(state["n_loss"])
+        if pl is not None:
+            pl.losses = [float(x) for x in state["plateau_losses"]]
     last_good = snapshots(snap_dir)[-1][1] if snapshots(snap_dir) else None
     bar = tqdm(total=max_iter, initial=start, file=console, unit="it", dynamic_ncols=True,
                desc=f"{exp.name}/{exp.split}", mininterval=1.0)
@@ -315,6 +341,7 @@ def train(cfg: dict, exp: X.Experiment, d: Path, sp: dict, val_shards: list[Path
     if start == 0 and val_shards:
         vl, va = validate(0)
         curve.append({"iter": 0, "train_loss": None, "lr": base_lr, "val_loss": vl, "val_acc": va})
+    position(caffe, solver, seed, start)   # after every net is built (fillers draw from the generator)
     while it < max_iter:
         solver.step(1)
         it = solver.iter
@@ -342,16 +369,17 @@ def train(cfg: dict, exp: X.Experiment, d: Path, sp: dict, val_shards: list[Path
             bar.write(f"[train] {exp.name}/{exp.split} iter {it}: val loss {vl:.4f} acc {va:.3f}")
         if pl is not None and pl.update(loss, len(state["lr_drops"])) and it < max_iter:
             # Lower base_lr by 10: snapshot, rebuild the solver at the new rate, restore.
-            snapshot(it)
             state["lr_drops"].append(it)
-            state_path.write_text(json.dumps(state))
+            snapshot(it)
             base_lr *= 0.1
             bar.write(f"[train] {exp.name}/{exp.split} iter {it}: loss plateau, lr -> {base_lr:g}")
             solver, spx = make_solver(base_lr)
             solver.restore(str(snapshots(snap_dir)[-1][1]))
+            position(caffe, solver, seed, it)
         if it % snap_every == 0 or it == max_iter:
             snapshot(it)
             last_good = snapshots(snap_dir)[-1][1]
+            position(caffe, solver, seed, it)
     bar.close()
     secs = time.time() - t0
     model = d / "model.caffemodel"
@@ -360,6 +388,12 @@ def train(cfg: dict, exp: X.Experiment, d: Path, sp: dict, val_shards: list[Path
     plot_curve(curve, d / "curve.png", f"{exp.name}/{exp.split}")
     return {"iterations": max_iter, "seconds_this_run": secs, "resumed_from": start,
             "lr_drops": state["lr_drops"], "model": str(model.name)}
+
+
+def _write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

@@ -9,6 +9,7 @@ and parameter counts.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import subprocess
@@ -449,18 +450,20 @@ def test_committed_solvers_run_from_the_repo_root():
         text_format.Merge((REPO / sp.net).read_text(), net)
         scale, T = re.search(r"s(\d\.\d)/(?:cnn|\w+_T(\d))", sp.net).groups()
         T = int(T or 1)
-        data = [l for l in net.layer if l.type == "HDF5Data"]
-        assert [l.hdf5_data_param.source for l in data] == [
+        data = [json.loads(l.python_param.param_str) for l in net.layer if l.type == "Python"]
+        assert [l.python_param.layer for l in net.layer if l.type == "Python"] == ["SequenceData"] * 2
+        assert [d["source"] for d in data] == [
             f"data/prep/s{scale}_T{T}/train.txt", f"data/prep/s{scale}_T{T}/test.txt"]
-        assert data[0].hdf5_data_param.batch_size == (100 if T == 1 else 32)
+        assert [d["shuffle"] for d in data] == [True, False]
+        assert data[0]["batch_size"] == (100 if T == 1 else 32) and data[0]["seed"] == cfg["seed"]
 
 
 def _tiny_sources(proto, lst):
     proto = copy.deepcopy(proto)
     for layer in proto.layer:
-        if layer.type == "HDF5Data":
-            layer.hdf5_data_param.source = str(lst)
-            layer.hdf5_data_param.batch_size = 1
+        if layer.type == "Python":
+            p = json.loads(layer.python_param.param_str)
+            layer.python_param.param_str = json.dumps(dict(p, source=str(lst), batch_size=1))
     return proto
 
 

@@ -42,8 +42,7 @@ def test_samples_equal_the_prepared_hdf5(tiny_run, synth_mini, name):
     model = P.load_model(_model_dir(tiny_run, name))
     prep = tiny_run / "prep"
     vids = json.loads((prep / "videos.json").read_text())
-    shards = [Path(l) for l in layout.list_file(prep, model.exp.scale, model.T, "test")
-              .read_text().split()]
+    shards = layout.read_list(layout.list_file(prep, model.exp.scale, model.T, "test"))
     with h5py.File(shards[0]) as f:
         data, frame, vid = f["data"][...], f["frame"][...], f["video_id"][...]
     checked = 0

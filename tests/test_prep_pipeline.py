@@ -108,10 +108,10 @@ def test_list_files_and_fold_disjointness(prep):
     assert folds == [[10], [8], [1], [4], [2]]              # mini: one subject of each CASIA fold
     test_subjects = set(prep["report"]["folds"]["test_subjects"])
     for s, T in ((1.0, 1), (2.6, 9)):
-        lf = {w: [Path(p) for p in L.list_file(out, s, T, w).read_text().split()]
-              for w in L.list_names(5)}
-        for paths in lf.values():
-            assert all(p.is_absolute() and p.exists() for p in paths)
+        lf = {w: L.read_list(L.list_file(out, s, T, w)) for w in L.list_names(5)}
+        for w, paths in lf.items():     # names relative to the list's folder: the folder can move
+            assert L.list_file(out, s, T, w).read_text().split() == [p.name for p in paths]
+            assert all(p.parent == L.combo_dir(out, s, T).resolve() and p.exists() for p in paths)
         assert set(lf["train"]).isdisjoint(lf["test"])
         subj_of = {}
         for k in range(1, 6):

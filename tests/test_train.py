@@ -67,7 +67,8 @@ def test_folds_selection_full_and_scores(prepped):
     rows = read_scores(exp / "full" / "scores_test.csv")
     import h5py
     n_test = 0
-    for shard in (run / "prep" / "s1.8_T1" / "test.txt").read_text().split():
+    from data_prep.hdf5_layout import read_list
+    for shard in read_list(run / "prep" / "s1.8_T1" / "test.txt"):
         with h5py.File(shard) as f:
             n_test += len(f["label"])
     assert len(rows) == n_test == done["test_samples"]

@@ -33,7 +33,7 @@ exp_list = $(shell $(PY) -m scripts.experiments $(1) --config $(CONFIG) --run $(
 endif
 
 .PHONY: help setup test demo demo-data prep nets tables reproduce-table1 scale-sweep bench clean-run \
-        _table1 _sweep _demo predict
+        _table1 _sweep _demo _prep_for predict
 
 help:
 	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
@@ -62,13 +62,29 @@ $(SYNTH)/synth_manifest.json:
 # One Viola-Jones pass over every video, then every (scale, T) of the config (paper §4.1).
 # With the paper config, data/prep points at the result: the committed solvers/*.prototxt
 # read data/prep/s<scale>_T<T>/, so `caffe train --solver solvers/...` works as it stands.
+SYNTH_DEP := $(if $(filter $(SYNTH) $(SYNTH)/,$(DATASET)),$(SYNTH)/synth_manifest.json)
+CHECK_DATASET = @test -d "$(DATASET)/train_release" || { echo "DATASET=$(DATASET) has no train_release/: point DATASET at a CASIA-FASD copy" >&2; exit 2; }
 prep: setup
 	@$(MAKE) --no-print-directory $(PREP)/report.json
-	@if [ "$(CONFIG_NAME)" = paper ]; then mkdir -p data && ln -sfn "$(abspath $(PREP))" data/prep \
+	@if [ "$(CONFIG_NAME)" = paper ]; then mkdir -p data && ln -sfn "$$(realpath -m --relative-to=data "$(PREP)")" data/prep \
 	  && echo "data/prep -> $(PREP) (read by the committed solvers)"; fi
-$(PREP)/report.json: $(if $(filter $(SYNTH) $(SYNTH)/,$(DATASET)),$(SYNTH)/synth_manifest.json) $(CONFIG)
-	@test -d "$(DATASET)/train_release" || { echo "DATASET=$(DATASET) has no train_release/: point DATASET at a CASIA-FASD copy" >&2; exit 2; }
-	$(PY) -m data_prep --dataset $(DATASET) --out $(PREP) --config $(CONFIG)
+$(PREP)/report.json: $(SYNTH_DEP) $(CONFIG)
+	$(CHECK_DATASET)
+	$(PY) -m data_prep --dataset "$(DATASET)" --out "$(PREP)" --config $(CONFIG)
+
+# The table targets prepare only the (scale, T) their experiments train, once, before
+# any training (`--only`; up-to-date combinations are skipped in seconds).
+# OF = table1, sweep or all (scripts/experiments.py combos).
+_prep_for: $(SYNTH_DEP)
+	$(CHECK_DATASET)
+	$(PY) -m data_prep --dataset "$(DATASET)" --out "$(PREP)" --config $(CONFIG) \
+	  --only $(shell $(PY) -m scripts.experiments combos --of $(OF) --config $(CONFIG))
+# One combination, s<scale>_T<T>, when an experiment is made directly (make RUN/.../DONE).
+combo_of = $(word 3,$(subst _, ,$(1)))_$(word 2,$(subst _, ,$(1)))
+combo_arg = $(patsubst s%,%,$(word 1,$(subst _, ,$(1)))):$(patsubst T%,%,$(word 2,$(subst _, ,$(1))))
+$(PREP)/%/manifest.json: $(SYNTH_DEP)
+	$(CHECK_DATASET)
+	$(PY) -m data_prep --dataset "$(DATASET)" --out "$(PREP)" --config $(CONFIG) --only $(call combo_arg,$*)
 
 # ------------------------------------------------------------------ nets
 # Regenerate the committed prototxt/ and solvers/ files and the net figures.
@@ -84,7 +100,7 @@ nets: setup
 $(EXPS)/%/full/DONE: $$(foreach k,$$(call exp_list,folds),$(EXPS)/$$*/fold$$(k)/DONE)
 	$(PY) -m scripts.train --config $(CONFIG) --run $(RUN) --experiment $*/full $(GPU_ARG)
 define FOLD_RULE
-$(EXPS)/%/fold$(1)/DONE: | $(PREP)/report.json
+$(EXPS)/%/fold$(1)/DONE: | $(PREP)/$$$$(call combo_of,$$$$*)/manifest.json
 	$(PY) -m scripts.train --config $(CONFIG) --run $(RUN) --experiment $$*/fold$(1) $(GPU_ARG)
 endef
 $(foreach k,1 2 3 4 5 6 7 8 9,$(eval $(call FOLD_RULE,$(k))))
@@ -95,17 +111,20 @@ tables: setup
 	$(PY) -m eval.tables --results $(EXPS) --out $(RUN)/tables --config $(CONFIG)
 
 reproduce-table1: setup
+	@$(MAKE) --no-print-directory _prep_for OF=table1
 	@$(MAKE) --no-print-directory _table1
 _table1: $$(call exp_list,table1)
 	$(PY) -m eval.tables --results $(EXPS) --out $(RUN)/tables --config $(CONFIG)
 
 scale-sweep: setup
+	@$(MAKE) --no-print-directory _prep_for OF=sweep
 	@$(MAKE) --no-print-directory _sweep
 _sweep: $$(call exp_list,sweep)
 	$(PY) -m eval.tables --results $(EXPS) --out $(RUN)/tables --config $(CONFIG)
 
 # The main job end to end on the synthetic data set, sized for a 2-core CPU.
 demo: setup
+	@$(MAKE) --no-print-directory _prep_for OF=all CONFIG=configs/demo.yaml
 	@$(MAKE) --no-print-directory _demo CONFIG=configs/demo.yaml
 _demo: $$(call exp_list,table1) $$(call exp_list,sweep)
 	$(PY) -m eval.tables --results $(EXPS) --out $(RUN)/tables --config $(CONFIG)

@@ -141,6 +141,8 @@ predict: setup
 # million scores, and data preparation (Viola-Jones 1 vs 2 workers, 25 combinations, memory).
 bench: setup
 	$(PY) -m scripts.bench
+	@if [ -d runs/synth-demo/prep ]; then $(PY) -m scripts.mixing --bench runs/synth-demo/prep --config configs/demo.yaml; \
+	  else echo "(subject mixing: run make demo first, then make bench)"; fi
 	$(PY) -m eval.bench_metrics
 	@$(MAKE) --no-print-directory $(SYNTH)/synth_manifest.json
 	$(PY) -m data_prep.bench --dataset $(SYNTH) --every 5

@@ -50,7 +50,10 @@ def forward_flops(net, frames: int) -> float:
     return total / frames
 
 
-def bench_model(cfg, model: str, T: int, size: int, iters: int, tmp: Path) -> dict:
+def bench_model(cfg, model: str, T: int, size: int, iters: int, tmp: Path,
+                data_layer: str = "SequenceData") -> dict:
+    """One net's SGD-step rate; ``data_layer`` SequenceData (the nets' own) or HDF5Data
+    (Caffe's, on the same file: the layer this project used before)."""
     import caffe
     import h5py
     from prototxt import generate as G
@@ -65,6 +68,9 @@ def bench_model(cfg, model: str, T: int, size: int, iters: int, tmp: Path) -> di
     c = dict(cfg, net=dict(cfg["net"], input_size=size))
     paths = G.write_experiment_nets(c, model, T, lst, lst, tmp / f"{model}_T{T}",
                                     max_iter=iters + 1, test_interval=iters + 2)
+    if data_layer == "HDF5Data":
+        from scripts.mixing import hdf5data_variant
+        G.write_net(paths["train_val"], hdf5data_variant(paths["train_val"], tmp))
     solver = caffe.SGDSolver(str(paths["solver"]))
     solver.step(1)  # allocation, first touch
     t = time.perf_counter()
@@ -73,7 +79,7 @@ def bench_model(cfg, model: str, T: int, size: int, iters: int, tmp: Path) -> di
     frames = batch * T
     fwd = forward_flops(solver.net, frames)
     rate = frames * iters / dt
-    return {"model": model, "T": T, "batch": batch, "frames_per_s": rate,
+    return {"model": model, "T": T, "batch": batch, "frames_per_s": rate, "data_layer": data_layer,
             "train_gflops_per_frame": 3 * fwd / 1e9, "achieved_gflops": rate * 3 * fwd / 1e9}
 
 
@@ -94,14 +100,17 @@ def main(argv=None) -> int:
     print(f"cores: {os.cpu_count()}, OPENBLAS_NUM_THREADS={threads}")
     peak = gemm_gflops()
     print(f"numpy float32 GEMM 2048^3: {peak:.0f} GFLOP/s")
-    print(f"{'net':<14}{'batch':>6}{'frames/s':>10}{'GFLOP/frame':>13}{'GFLOP/s':>9}{'of GEMM':>9}")
+    print(f"{'net':<14}{'data layer':<14}{'batch':>6}{'frames/s':>10}{'GFLOP/frame':>13}{'GFLOP/s':>9}"
+          f"{'of GEMM':>9}")
     with tempfile.TemporaryDirectory() as d:
         for m in a.models.split(","):
             T = 1 if m == "cnn" else a.T
-            r = bench_model(cfg, m, T, a.size, a.iters, Path(d))
-            name = m if m == "cnn" else f"{m}_T{T}"
-            print(f"{name:<14}{r['batch']:>6}{r['frames_per_s']:>10.1f}{r['train_gflops_per_frame']:>13.3f}"
-                  f"{r['achieved_gflops']:>9.1f}{100 * r['achieved_gflops'] / peak:>8.1f}%", flush=True)
+            for layer in ("SequenceData", "HDF5Data"):
+                r = bench_model(cfg, m, T, a.size, a.iters, Path(d), layer)
+                name = m if m == "cnn" else f"{m}_T{T}"
+                print(f"{name:<14}{layer:<14}{r['batch']:>6}{r['frames_per_s']:>10.1f}"
+                      f"{r['train_gflops_per_frame']:>13.3f}{r['achieved_gflops']:>9.1f}"
+                      f"{100 * r['achieved_gflops'] / peak:>8.1f}%", flush=True)
     return 0
 
 

@@ -18,6 +18,8 @@ layer this project used before: it shuffles rows only within the file it has loa
 so its batches stay within one fold's shards for long runs.
 
     python -m scripts.mixing TRAIN_VAL.prototxt [--batches 1000] [--hdf5data]
+    python -m scripts.mixing --bench PREP [--config C]   (make bench: both layers, fold and
+                                                         full lists, demo and paper batches)
 """
 from __future__ import annotations
 
@@ -172,9 +174,44 @@ def format_result(r: dict) -> str:
             f"single-fold run {r['longest_single_fold_run']} batches ({r['batches']} batches)")
 
 
+def bench(prep: Path, config: str | None, n_batches: int) -> list[dict]:
+    """Both layers on the fold-1 and full training lists of ``prep`` (CNN s2.6 and
+    peephole T = 7 s1.8, as in Table 1), at the config's batch sizes and the paper's."""
+    from configs import load_config
+    from prototxt import generate as G
+    cfg = load_config(config)
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for model, T, scale in (("cnn", 1, 2.6), ("peephole", 7, 1.8)):
+            key = "batch_cnn" if model == "cnn" else "batch_lstm"
+            for batch in dict.fromkeys((int(cfg["solver"][key]), 100 if model == "cnn" else 32)):
+                for which in ("fold1_train", "train"):
+                    lst = L.list_file(prep, scale, T, which)
+                    if not lst.is_file():
+                        print(f"(no {lst}: skipped)")
+                        continue
+                    d = tmp / f"{model}_{batch}_{which}"
+                    c = dict(cfg, net=dict(cfg["net"], input_size=_size(lst)))
+                    tv = G.write_experiment_nets(c, model, T, lst, lst, d, batch=batch)["train_val"]
+                    for net in (_proto(tv), hdf5data_variant(tv, d)):
+                        r = dict(measure(net, n_batches), model=model, T=T, scale=scale, list=which)
+                        print(f"{model}_T{T}_s{scale} {which:<11} " + format_result(r), flush=True)
+                        out.append(r)
+    return out
+
+
+def _size(list_file: Path) -> int:
+    import h5py
+    with h5py.File(L.read_list(list_file)[0], "r") as f:
+        return int(f[L.DATA].shape[-1])
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("train_val", help="an experiment's train_val.prototxt")
+    ap.add_argument("train_val", nargs="?", help="an experiment's train_val.prototxt")
+    ap.add_argument("--bench", metavar="PREP", help="measure both layers on a prepared folder")
+    ap.add_argument("--config", default=None, help="with --bench: the config the folder was made with")
     ap.add_argument("--batches", type=int, default=1000)
     ap.add_argument("--hdf5data", action="store_true",
                     help="measure Caffe's HDF5Data on the same shards instead (the old layer)")
@@ -182,6 +219,14 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     import os
     os.environ.setdefault("GLOG_minloglevel", "2")
+    if a.bench:
+        if not Path(a.bench).is_dir():
+            print(f"scripts.mixing: no prepared folder {a.bench} (run `make demo` first)", file=sys.stderr)
+            return 2
+        bench(Path(a.bench), a.config, a.batches)
+        return 0
+    if not a.train_val:
+        ap.error("give a train_val.prototxt or --bench PREP")
     with tempfile.TemporaryDirectory() as tmp:
         net = hdf5data_variant(a.train_val, Path(tmp)) if a.hdf5data else _proto(a.train_val)
         r = measure(net, a.batches)

@@ -214,8 +214,11 @@ def read_curve(path: Path) -> list[dict]:
     if not path.exists():
         return []
     with open(path, newline="") as f:
-        return [{k: (float(v) if v not in ("", None) else None) for k, v in r.items()}
+        rows = [{k: (float(v) if v not in ("", None) else None) for k, v in r.items()}
                 for r in csv.DictReader(f)]
+    for r in rows:            # written back as it was read, so a resumed curve equals an uninterrupted one
+        r["iter"] = int(r["iter"])
+    return rows
 
 
 def write_curve(path: Path, rows: list[dict]) -> None:

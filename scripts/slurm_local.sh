@@ -43,7 +43,8 @@ export PATH="$PATH:/usr/sbin:/sbin"
 
 # ------------------------------------------------------------------ stop
 pid_of() { [ -s "$DIR/run/$1.pid" ] && cat "$DIR/run/$1.pid" || true; }
-alive()  { [ -n "$1" ] && kill -0 "$1" 2>/dev/null; }
+# A zombie (state Z, waiting for init to reap it) counts as stopped.
+alive()  { [ -n "$1" ] && kill -0 "$1" 2>/dev/null && [ "$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null)" != Z ]; }
 
 stop_daemon() {  # name: TERM, wait up to 20 s, then KILL
   local pid; pid=$(pid_of "$1")

@@ -35,6 +35,7 @@ say()  { echo "slurm_local: $*"; }
 
 [ -n "$CMD" ] && [ -n "$DIR" ] || die "usage: $0 start|stop DIR"
 case "$CMD" in start|stop) ;; *) die "unknown command '$CMD': use start or stop";; esac
+if [ "$CMD" = stop ] && [ ! -d "$DIR" ]; then say "$DIR does not exist: nothing to stop"; exit 0; fi
 mkdir -p "$DIR"
 DIR=$(cd "$DIR" && pwd)
 
@@ -96,14 +97,20 @@ mkdir -p "$DIR"/{run,log,state,spool,munge}
 chmod 700 "$DIR/munge"
 HOST=$(hostname -s)
 MEM_MB=$(awk '/^MemTotal:/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
-read -r CTLD_PORT SLURMD_PORT < <(python3 - <<'EOF'
-import socket
-ss = [socket.socket() for _ in range(2)]
-for s in ss:
-    s.bind(("127.0.0.1", 0))
-print(*[s.getsockname()[1] for s in ss])
-EOF
-)
+# Two TCP ports in 30000-59999 that nothing on this machine uses (/proc/net/tcp*).
+used=" $(for f in /proc/net/tcp /proc/net/tcp6; do if [ -r "$f" ]; then tail -n +2 "$f"; fi; done \
+  | while read -r _ local _; do echo $((16#${local##*:})); done | tr '\n' ' ') "
+free_port() {
+  local p
+  for _ in $(seq 200); do
+    p=$((30000 + RANDOM % 30000))
+    [[ "$used" == *" $p "* ]] || { echo "$p"; return 0; }
+  done
+  die "found no free TCP port"
+}
+CTLD_PORT=$(free_port)
+used+="$CTLD_PORT "
+SLURMD_PORT=$(free_port)
 cat > "$DIR/slurm.conf" <<EOF
 # Written by scripts/slurm_local.sh: a private one-node cluster, everything under $DIR.
 ClusterName=local

@@ -83,8 +83,8 @@ if [ ${#need[@]} -gt 0 ]; then
   command -v apt-get >/dev/null || skip "${need[*]} not installed and no apt-get: install them with your package manager"
   say "installing ${need[*]} (apt-get)"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -q >"$DIR/apt.log" 2>&1 \
-    && apt-get install -y -q --no-install-recommends "${need[@]}" >>"$DIR/apt.log" 2>&1 \
+  apt-get -o DPkg::Lock::Timeout=300 update -q >"$DIR/apt.log" 2>&1 \
+    && apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends "${need[@]}" >>"$DIR/apt.log" 2>&1 \
     || { tail -n 20 "$DIR/apt.log" >&2; skip "apt-get could not install ${need[*]} (log: $DIR/apt.log)"; }
 fi
 [ "$(id -u)" = 0 ] || skip "the daemons run as root here (SlurmUser=root): run this as root"

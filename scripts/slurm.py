@@ -30,7 +30,11 @@ A task trains up to five folds and the full model one after the other: at the pa
 settings that is about 6 x 20,000 iterations, hours on a GPU but days on a CPU, so give
 CPU-only runs a longer time. With a GRES naming a GPU (``gpu:1``, ``gpu:a100:1``) each
 task runs make with ``GPU=0``: Slurm sets CUDA_VISIBLE_DEVICES to the allocated GPU,
-which CUDA then numbers 0. OpenBLAS and OpenMP get ``SLURM_CPUS_PER_TASK`` threads.
+which CUDA then numbers 0; submitting so is refused while this checkout's Caffe is the
+CPU build (``make setup CAFFE_GPU=1`` first). OpenBLAS and OpenMP get
+``SLURM_CPUS_PER_TASK`` threads. The default Caffe build uses ``-march=native`` of the
+machine that built it: on a cluster whose nodes have other CPUs, build it portable
+(``make setup CAFFE_CXXFLAGS=""``) or on a node of the partition.
 """
 from __future__ import annotations
 
@@ -104,13 +108,16 @@ class Plan:
 
 
 def make_plan(config: str | Path, dataset: str | Path, run: str | Path, root: Path = ROOT) -> Plan:
-    from configs import load_config
+    from configs import ConfigError, load_config
     config, dataset, run = (Path(p).resolve() for p in (config, dataset, run))
     if not config.is_file():
         raise SlurmError(f"config not found: {config}")
     if dataset != SYNTH and not (dataset / "train_release").is_dir():
         raise SlurmError(f"DATASET={dataset} has no train_release/: point DATASET at a CASIA-FASD copy")
-    cfg = load_config(str(config))
+    try:
+        cfg = load_config(str(config))
+    except ConfigError as e:
+        raise SlurmError(str(e)) from None
     sweep = list(dict.fromkeys(X.sweep_names(cfg)))
     if not sweep:
         raise SlurmError(f"{config}: experiments.sweep_* gives no experiment to run")
@@ -261,10 +268,21 @@ def _active_jobs(plan: Plan) -> list:
     return sorted(ids & set(q.stdout.split()))
 
 
+def caffe_variant(root: Path = ROOT) -> str | None:
+    """``cpu`` or ``cuda``: the variant in the name of the Caffe build that ``.venv/bin/caffe``
+    points at (scripts/setup.sh names it caffe-<version>-<variant>-<hash>); None if unknown."""
+    m = re.search(r"/caffe-[^/]+-(cpu|cuda)-[0-9a-f]+/", os.path.realpath(root / ".venv" / "bin" / "caffe"))
+    return m.group(1) if m else None
+
+
 def submit(plan: Plan, opts: SlurmOptions, dry_run: bool = False, force: bool = False,
            log=print) -> dict:
     """Write the scripts and submit them (or print the commands). Returns {key: job id}."""
     opts.check()
+    if opts.uses_gpu and caffe_variant(plan.root) == "cpu" and not dry_run:
+        raise SlurmError(f"--gres {opts.gres} asks for a GPU, but this checkout's Caffe is the CPU build "
+                         f"({os.path.realpath(plan.root / '.venv' / 'bin' / 'caffe')}): every task would "
+                         "fail. Run `make setup CAFFE_GPU=1` first, or submit without SLURM_GRES")
     done = [n for n in plan.sweep if n not in plan.todo]
     if done:
         log(f"skipping {len(done)} finished experiment(s): {' '.join(done)}")

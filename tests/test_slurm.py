@@ -137,6 +137,13 @@ def test_dry_run_writes_scripts_for_a_gpu_cluster(synth_mini, tmp_path):
                           f"DATASET={synth_mini}", f"RUN={run}", "SLURM_MEM=8 GB", "DRY_RUN=1"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "'8 GB'" in bad.stderr and "SLURM_MEM" in bad.stderr
+    from scripts import slurm
+    if slurm.caffe_variant() == "cpu":  # a GPU array on the CPU build of Caffe is refused
+        gpu = subprocess.run(["make", "--no-print-directory", "sweep-slurm", f"CONFIG={TINY}",
+                              f"DATASET={synth_mini}", f"RUN={run}", "SLURM_GRES=gpu:1"],
+                             cwd=ROOT, capture_output=True, text=True, timeout=120)
+        assert gpu.returncode != 0 and "CAFFE_GPU=1" in gpu.stderr, gpu.stderr
+        assert not (run / "slurm" / "jobs.json").exists()
 
 
 @pytest.mark.slow

@@ -4,10 +4,12 @@
 #   make test               the test suite (pytest)
 #   make reproduce-table1   Table 1: CNN and LSTM-CNN at the paper's best settings
 #   make scale-sweep        Table 2: CNN and LSTM-CNN(3,5,7,9) x 5 scales
+#   make sweep-slurm        the same sweep as a Slurm job array (scripts/slurm.py)
 #
 # Variables: DATASET (a CASIA-FASD-layout root; default the synthetic set), CONFIG (a
 # configs/*.yaml), RUN (the output folder; default runs/<dataset>-<config>), GPU (a GPU
-# id: Caffe runs on that GPU; needs `make setup CAFFE_GPU=1`), CAFFE_GPU=1 (CUDA build).
+# id: Caffe runs on that GPU; needs `make setup CAFFE_GPU=1`), CAFFE_GPU=1 (CUDA build),
+# SLURM_{PARTITION,GRES,TIME,MEM,CPUS,ARRAY_LIMIT,ARGS} and DRY_RUN=1 (sweep-slurm's jobs).
 # Every target runs `make setup` first; setup is idempotent and takes seconds once done.
 
 SHELL := /bin/bash
@@ -32,11 +34,11 @@ ifneq ($(wildcard $(PY)),)
 exp_list = $(shell $(PY) -m scripts.experiments $(1) --config $(CONFIG) --run $(RUN))
 endif
 
-.PHONY: help setup test demo demo-data prep nets tables reproduce-table1 scale-sweep bench clean-run \
-        _table1 _sweep _demo _prep_for predict
+.PHONY: help setup test demo demo-data prep nets tables reproduce-table1 scale-sweep sweep-slurm bench \
+        clean-run _table1 _sweep _demo _prep_for predict
 
 help:
-	@sed -n '2,12p' Makefile | sed 's/^# \{0,1\}//'
+	@sed -n '2,14p' Makefile | sed 's/^# \{0,1\}//'
 
 # ------------------------------------------------------------------ set-up
 setup: $(VENV)/.setup-stamp
@@ -121,6 +123,27 @@ scale-sweep: setup
 	@$(MAKE) --no-print-directory _sweep
 _sweep: $$(call exp_list,sweep)
 	$(PY) -m eval.tables --results $(EXPS) --out $(RUN)/tables --config $(CONFIG)
+
+# The sweep on a Slurm cluster (scripts/slurm.py): a prep job, a job array with one task per
+# experiment (its folds, then its full run), and a tables job after the array. Re-submit the
+# same command to carry on; finished experiments are skipped. DRY_RUN=1 only writes the
+# scripts into $(RUN)/slurm/ and prints the sbatch commands. Empty variables take the
+# defaults of scripts/slurm.py: no partition or GRES, 24:00:00, 8G, 4 CPUs per task.
+# SLURM_GRES=gpu:1 runs each task with GPU=0 (CUDA_VISIBLE_DEVICES is the allocated GPU).
+SLURM_PARTITION ?=
+SLURM_GRES ?=
+SLURM_TIME ?=
+SLURM_MEM ?=
+SLURM_CPUS ?=
+SLURM_ARRAY_LIMIT ?=
+SLURM_ARGS ?=
+DRY_RUN ?=
+SLURM_OPTS = $(if $(SLURM_PARTITION),--partition '$(SLURM_PARTITION)') $(if $(SLURM_GRES),--gres '$(SLURM_GRES)') \
+  $(if $(SLURM_TIME),--time '$(SLURM_TIME)') $(if $(SLURM_MEM),--mem '$(SLURM_MEM)') \
+  $(if $(SLURM_CPUS),--cpus '$(SLURM_CPUS)') $(if $(SLURM_ARRAY_LIMIT),--array-limit '$(SLURM_ARRAY_LIMIT)') \
+  $(foreach a,$(SLURM_ARGS),--sbatch-arg='$(a)') $(if $(DRY_RUN),--dry-run)
+sweep-slurm: setup
+	$(PY) -m scripts.cluster --config $(CONFIG) --dataset $(DATASET) --run $(RUN) $(strip $(SLURM_OPTS))
 
 # The main job end to end on the synthetic data set, sized for a 2-core CPU.
 demo: setup

@@ -6,6 +6,11 @@ from pathlib import Path
 import pytest
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: takes minutes (live daemons, whole pipelines); "
+                            "deselect with -m 'not slow'")
+
+
 @pytest.fixture(scope="session")
 def synth_mini(tmp_path_factory) -> Path:
     """Root of a synthetic CASIA-FASD-layout ``mini`` set (data_prep/synth.py), made once

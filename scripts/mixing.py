@@ -159,7 +159,7 @@ def measure(net_param, n_batches: int = 1000, cwd: Path | None = None) -> dict:
         folds_per_batch.append({fold_of[s] for s in subs})
     iid = iid_subjects(np.asarray(list(counts.values()), float), batch)
     mean = float(np.mean(per_batch))
-    return {"layer": layer.type, "source": source, "batch": batch, "batches": n_batches,
+    return {"layer": layer.python_param.layer if layer.type == "Python" else layer.type, "source": source, "batch": batch, "batches": n_batches,
             "samples": int(sum(counts.values())), "subjects": len(counts),
             "folds": sorted({fold_of[s] for s in counts}),
             "subjects_per_batch": mean, "iid_subjects_per_batch": iid, "share": mean / iid,
@@ -168,7 +168,7 @@ def measure(net_param, n_batches: int = 1000, cwd: Path | None = None) -> dict:
 
 
 def format_result(r: dict) -> str:
-    return (f"{r['layer']:<9} batch {r['batch']:>3}  {r['subjects']:>2} subjects in folds "
+    return (f"{r['layer']:<12} batch {r['batch']:>3}  {r['subjects']:>2} subjects in folds "
             f"{','.join(map(str, r['folds']))}: {r['subjects_per_batch']:.1f} distinct subjects/batch "
             f"vs {r['iid_subjects_per_batch']:.1f} i.i.d. = {100 * r['share']:.0f} %; longest "
             f"single-fold run {r['longest_single_fold_run']} batches ({r['batches']} batches)")

@@ -43,7 +43,7 @@ def test_minibatches_mix_all_training_subjects(tiny_run, tmp_path, model, T, bat
     tv = _train_val(tmp_path, tiny_run / "prep", model, T, which, batch)
     r = mixing.measure(tv, 1000)
     print("\n" + mixing.format_result(r))
-    assert r["layer"] == "Python" and r["ambiguous_samples"] == 0
+    assert r["layer"] == "SequenceData" and r["ambiguous_samples"] == 0
     assert r["subjects"] == (5 if which == "train" else 4)
     assert r["share"] >= 0.9 and r["longest_single_fold_run"] <= 2
     old = mixing.measure(mixing.hdf5data_variant(tv, tmp_path), 1000)

@@ -137,8 +137,22 @@ fetch_caffe_source() {  # $1 = destination folder of the unpacked tree
 # ---------------------------------------------------------------- 3. build Caffe
 if [ ! -x "$PREFIX/bin/caffe" ]; then
   mkdir -p "$CACHE_ROOT"
-  # A leftover temporary folder means an interrupted build: start it again from clean.
-  rm -rf "$CACHE_ROOT"/tmp-caffe-*
+  # A leftover temporary folder means an interrupted build: remove it, but only when the
+  # build that made it is gone. Its name ends in that setup.sh's process id; a folder
+  # whose process is still a running setup.sh is a concurrent build in another checkout
+  # sharing this cache, and stays.
+  for d in "$CACHE_ROOT"/tmp-caffe-*; do
+    [ -d "$d" ] || continue
+    pid="${d##*-}"
+    case "$pid" in ''|*[!0-9]*) continue ;; esac
+    if [ -r "/proc/$pid/cmdline" ]; then
+      tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q 'setup\.sh' && continue
+    elif kill -0 "$pid" 2>/dev/null; then
+      continue
+    fi
+    say "removing the leftover folder of an interrupted build: $d"
+    rm -rf "$d"
+  done
   WORK="$CACHE_ROOT/tmp-caffe-$VARIANT-$FLAG_HASH-$$"
   mkdir -p "$WORK"
   tb=$(date +%s)
@@ -157,14 +171,21 @@ if [ ! -x "$PREFIX/bin/caffe" ]; then
     && make install DESTDIR="$WORK/stage" >> "$WORK/build.log" 2>&1) \
     || { tail -40 "$WORK/build.log" >&2; die "Caffe build failed; full log: $WORK/build.log"; }
   # Keep Caffe's python sources (unit tests included) next to the install, then publish.
-  mv "$WORK/stage$PREFIX" "$PREFIX.partial"
+  # The staging name carries this process id too: two checkouts building the same flags at
+  # once never write into one folder; the first to finish publishes, the other is dropped.
+  PART="$PREFIX.partial-$$"
+  mv "$WORK/stage$PREFIX" "$PART"
   # pycaffe's unit tests, with the models/ and examples/ prototxts that test_draw reads.
-  mkdir -p "$PREFIX.partial/share/caffe/source/python/caffe"
-  cp -r "$WORK/src/python/caffe/test" "$PREFIX.partial/share/caffe/source/python/caffe/"
-  cp -r "$WORK/src/models" "$WORK/src/examples" "$PREFIX.partial/share/caffe/source/"
-  echo "$CAFFE_DEB_VERSION ${FLAGS[*]}" > "$PREFIX.partial/BUILD_FLAGS"
-  rm -rf "$PREFIX"
-  mv "$PREFIX.partial" "$PREFIX"
+  mkdir -p "$PART/share/caffe/source/python/caffe"
+  cp -r "$WORK/src/python/caffe/test" "$PART/share/caffe/source/python/caffe/"
+  cp -r "$WORK/src/models" "$WORK/src/examples" "$PART/share/caffe/source/"
+  echo "$CAFFE_DEB_VERSION ${FLAGS[*]}" > "$PART/BUILD_FLAGS"
+  if [ -x "$PREFIX/bin/caffe" ]; then
+    rm -rf "$PART"
+  else
+    rm -rf "$PREFIX"
+    mv "$PART" "$PREFIX"
+  fi
   rm -rf "$WORK"
   say "Caffe built and installed in $(( $(date +%s) - tb )) s: $PREFIX"
 fi

@@ -47,6 +47,26 @@ say() { printf '[setup] %s\n' "$*"; }
 die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
 t0=$(date +%s)
 
+remove_dead_builds() {
+  # A leftover temporary folder means an interrupted build: remove it, but only when the
+  # build that made it is gone. Its name ends in that setup.sh's process id; a folder
+  # whose process is still a running setup.sh is a concurrent build in another checkout
+  # sharing this cache, and stays.
+  local d pid
+  for d in "$CACHE_ROOT"/tmp-caffe-*; do
+    [ -d "$d" ] || continue
+    pid="${d##*-}"
+    case "$pid" in ''|*[!0-9]*) continue ;; esac
+    if [ -r "/proc/$pid/cmdline" ]; then
+      tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q 'setup\.sh' && continue
+    elif kill -0 "$pid" 2>/dev/null; then
+      continue
+    fi
+    say "removing the leftover folder of an interrupted build: $d"
+    rm -rf "$d"
+  done
+}
+
 # ---------------------------------------------------------------- CUDA toolkit
 # Which nvcc builds the CUDA variant (CAFFE_GPU=1); the first that applies wins:
 #   1. NVCC=/path/to/nvcc, or CUDA_HOME=dir (then dir/bin/nvcc): your choice, used as is.
@@ -115,6 +135,7 @@ install_debian_cuda() {  # prints the toolkit folder: bin/nvcc, include/, lib64/
   local tk="$CACHE_ROOT/cuda-$CUDA_DEB_ID"
   if [ ! -x "$tk/bin/nvcc" ]; then
     local apt_dir="$CACHE_ROOT/apt-cuda" tmp="$CACHE_ROOT/tmp-caffe-toolkit-$$" f
+    mkdir -p "$CACHE_ROOT" && remove_dead_builds >&2
     mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$tmp/dl" "$tmp/root"
     echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] $(debian_mirror) $CUDA_DEB_SUITE main contrib non-free" > "$apt_dir/sources.list"
     local APT=(apt-get -q -o "Dir::Etc::sourcelist=$apt_dir/sources.list" -o "Dir::Etc::sourceparts=-"
@@ -133,7 +154,8 @@ install_debian_cuda() {  # prints the toolkit folder: bin/nvcc, include/, lib64/
     mkdir -p "$tmp/bin"
     ln -s root/usr/include "$tmp/include"
     ln -s root/usr/lib/x86_64-linux-gnu "$tmp/lib64"
-    ln -s ../root/usr/lib/nvidia-cuda-toolkit/bin/nvcc "$tmp/bin/nvcc"
+    for f in "$tmp"/root/usr/bin/*; do ln -s "../root/usr/bin/${f##*/}" "$tmp/bin/${f##*/}"; done
+    ln -sfn ../root/usr/lib/nvidia-cuda-toolkit/bin/nvcc "$tmp/bin/nvcc"   # not Debian's wrapper
     # nvcc reads nvcc.profile beside the path it was called by: both bin folders get one.
     local r="$tk/root/usr"
     rm -f "$tmp/root/usr/lib/nvidia-cuda-toolkit/bin/nvcc.profile"
@@ -333,22 +355,7 @@ fetch_caffe_source() {  # $1 = destination folder of the unpacked tree
 # ---------------------------------------------------------------- 3. build Caffe
 if [ ! -x "$PREFIX/bin/caffe" ]; then
   mkdir -p "$CACHE_ROOT"
-  # A leftover temporary folder means an interrupted build: remove it, but only when the
-  # build that made it is gone. Its name ends in that setup.sh's process id; a folder
-  # whose process is still a running setup.sh is a concurrent build in another checkout
-  # sharing this cache, and stays.
-  for d in "$CACHE_ROOT"/tmp-caffe-*; do
-    [ -d "$d" ] || continue
-    pid="${d##*-}"
-    case "$pid" in ''|*[!0-9]*) continue ;; esac
-    if [ -r "/proc/$pid/cmdline" ]; then
-      tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q 'setup\.sh' && continue
-    elif kill -0 "$pid" 2>/dev/null; then
-      continue
-    fi
-    say "removing the leftover folder of an interrupted build: $d"
-    rm -rf "$d"
-  done
+  remove_dead_builds
   WORK="$CACHE_ROOT/tmp-caffe-$VARIANT-$FLAG_HASH-$$"
   mkdir -p "$WORK"
   tb=$(date +%s)

@@ -203,6 +203,15 @@ if [ "$CAFFE_GPU" = 1 ]; then
   # The architectures: the K40 (sm_35, the paper's GPU), P100 60, V100 70, T4/RTX 20xx 75,
   # A100 80, RTX 30xx/A10 86, H100/H200 90, plus PTX of 90 that newer GPUs compile at load.
   # Those the toolkit cannot target (e.g. 35 from CUDA 12 on) are left out of the default.
+  # A venv already on a CUDA build keeps that build's architectures when CUDA_ARCH_BIN is
+  # not given: re-running setup (e.g. `make test` after this script changed) must find
+  # the cached build, not start a build for the default list.
+  OLD_FLAGS="$VENV/caffe-prefix/BUILD_FLAGS"
+  if [ -z "${CUDA_ARCH_BIN:-}" ] && grep -qs -- '-DCPU_ONLY=OFF' "$OLD_FLAGS"; then
+    CUDA_ARCH_BIN=$(sed -n 's/.*-DCUDA_ARCH_BIN=\([0-9 ]*\) -D.*/\1/p' "$OLD_FLAGS")
+    CUDA_ARCH_PTX="${CUDA_ARCH_PTX-$(sed -n 's/.*-DCUDA_ARCH_PTX=\([0-9 ]*\) -D.*/\1/p' "$OLD_FLAGS")}"
+    [ -z "$CUDA_ARCH_BIN" ] || say "keeping the architectures of the CUDA build $VENV uses: CUDA_ARCH_BIN=\"$CUDA_ARCH_BIN\" (set CUDA_ARCH_BIN to change them)"
+  fi
   SUPPORTED=$("$NVCC" --list-gpu-code 2>/dev/null | grep -oE '^sm_[0-9]+$' | sed 's/sm_//' | tr '\n' ' ' || true)
   case "${CUDA_ARCH_BIN:-}" in
     "")
@@ -353,9 +362,9 @@ fetch_caffe_source() {  # $1 = destination folder of the unpacked tree
 }
 
 # ---------------------------------------------------------------- 3. build Caffe
+mkdir -p "$CACHE_ROOT"
+remove_dead_builds
 if [ ! -x "$PREFIX/bin/caffe" ]; then
-  mkdir -p "$CACHE_ROOT"
-  remove_dead_builds
   WORK="$CACHE_ROOT/tmp-caffe-$VARIANT-$FLAG_HASH-$$"
   mkdir -p "$WORK"
   tb=$(date +%s)

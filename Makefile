@@ -146,7 +146,8 @@ bench: setup
 # forward/backward agreement and throughput of the paper-size nets, and the demo's first
 # Table 1 experiment (fold 1) trained on both (scripts/gpu_check.py; exit 0 all passed,
 # 1 a check failed, 2 bad input, 3 no usable GPU: CPU parts only). Report:
-# runs/gpu-check/report.json. Needs `make setup CAFFE_GPU=1` for the GPU parts.
+# runs/gpu-check/report.json (make itself then shows "Error 1/2/3"). Needs
+# `make setup CAFFE_GPU=1` for the GPU parts.
 gpu-check: setup
 	@$(MAKE) --no-print-directory prep CONFIG=configs/demo.yaml DATASET=$(SYNTH) RUN=runs/synth-demo GPU=
 	$(PY) -m scripts.gpu_check --gpu $(or $(GPU),0) --demo-config configs/demo.yaml --demo-run runs/synth-demo

@@ -2,7 +2,7 @@
 # make setup: system packages, BVLC Caffe built from Debian's source package, .venv.
 #
 # Idempotent: every step checks a stamp and returns in a second when it is done.
-#   1. apt packages the Caffe build needs (REFERENCE.md §3), installed only when missing.
+#   1. apt packages the Caffe build needs, installed only when missing.
 #   2. Caffe source = Debian's `caffe` 1.0.0+git20180821.99bd997-8 (upstream master of
 #      Aug 2018 + Debian's build patches), fetched with `apt-get source` through a
 #      private apt configuration, so that the machine's own apt setup is left alone.
@@ -141,9 +141,10 @@ install_debian_cuda() {  # prints the toolkit folder: bin/nvcc, include/, lib64/
     local APT=(apt-get -q -o "Dir::Etc::sourcelist=$apt_dir/sources.list" -o "Dir::Etc::sourceparts=-"
       -o "Dir::State::Lists=$apt_dir/lists" -o "Dir::Cache=$apt_dir/cache" -o "APT::Sandbox::User=root")
     say "fetching Debian's CUDA toolkit 11.8.89 ($CUDA_DEB_SUITE non-free, ~1.1 GB) with a private apt configuration" >&2
-    "${APT[@]}" update >/dev/null 2>"$apt_dir/update.err" || { cat "$apt_dir/update.err" >&2; die "apt-get update of the private $CUDA_DEB_SUITE non-free list failed"; }
+    "${APT[@]}" update >/dev/null 2>"$apt_dir/update.err" || { cat "$apt_dir/update.err" >&2; rm -rf "$tmp"; die "apt-get update of the private $CUDA_DEB_SUITE non-free list failed"; }
     (cd "$tmp/dl" && "${APT[@]}" download "${CUDA_DEB_PACKAGES[@]}" >/dev/null 2>"$apt_dir/download.err") \
-      || { cat "$apt_dir/download.err" >&2; die "apt-get download of the CUDA 11.8 packages failed (pinned: ${CUDA_DEB_PACKAGES[*]})"; }
+      || { cat "$apt_dir/update.err" "$apt_dir/download.err" >&2; rm -rf "$tmp"
+           die "apt-get download of the pinned CUDA 11.8 packages from $(debian_mirror) ($CUDA_DEB_SUITE main contrib non-free) failed (see above). Set DEBIAN_MIRROR to a reachable Debian mirror, or install a CUDA toolkit and set NVCC. Pinned: ${CUDA_DEB_PACKAGES[*]}"; }
     say "unpacking the CUDA toolkit into $tk" >&2
     for f in "$tmp"/dl/*.deb; do dpkg -x "$f" "$tmp/root"; done
     # Static libraries (2.7 GB) are never linked: Caffe links the shared cudart/cuBLAS/cuRAND.
@@ -232,7 +233,7 @@ if [ "$CAFFE_GPU" = 1 ]; then
       || die "CUDA_ARCH_BIN / CUDA_ARCH_PTX: $NVCC ($NVCC_VERSION) cannot compile for sm_$a; it supports: $SUPPORTED"
   done
   [ -n "$CUDA_ARCH_BIN" ] || die "no CUDA architecture left to build for; set CUDA_ARCH_BIN"
-  # BVLC Caffe predates the cuDNN 8 API, so cuDNN stays off (REFERENCE.md §3).
+  # BVLC Caffe predates the cuDNN 8 API, so cuDNN stays off.
   FLAGS+=(-DCPU_ONLY=OFF -DUSE_CUDNN=OFF -DUSE_NCCL=OFF -DCUDA_ARCH_NAME=Manual
     "-DCUDA_ARCH_BIN=$CUDA_ARCH_BIN" "-DCUDA_ARCH_PTX=$CUDA_ARCH_PTX"
     "-DCUDA_TOOLKIT_ROOT_DIR=$CUDA_ROOT" "-DCUDA_NVCC_EXECUTABLE=$NVCC"

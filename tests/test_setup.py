@@ -142,3 +142,17 @@ def test_remove_dead_builds_keeps_a_running_build(tmp_path):
         live.kill()
         other.kill()
     assert left == ["live"]
+
+
+def test_gpu_build_unreachable_mirror_fails_clearly(tmp_path):
+    """No nvcc anywhere: the Debian CUDA 11.8 route; a mirror that cannot be reached stops
+    it with a message naming the mirror and both ways out, and leaves no partial toolkit."""
+    if not shutil.which("g++-11"):
+        pytest.skip("g++-11 is not installed: setup would install it with apt first")
+    env = _setup_env(tmp_path, DEBIAN_MIRROR="http://127.0.0.1:9/debian")
+    env.pop("NVCC", None)
+    out = _run_setup(env)
+    assert out.returncode != 0
+    assert "http://127.0.0.1:9/debian" in out.stderr and "DEBIAN_MIRROR" in out.stderr and "NVCC" in out.stderr
+    cache = tmp_path / "cache"
+    assert not any(p.name.startswith(("cuda-", "tmp-caffe-")) for p in cache.iterdir())

@@ -149,6 +149,8 @@ def test_gpu_build_unreachable_mirror_fails_clearly(tmp_path):
     it with a message naming the mirror and both ways out, and leaves no partial toolkit."""
     if not shutil.which("g++-11"):
         pytest.skip("g++-11 is not installed: setup would install it with apt first")
+    if shutil.which("nvcc", path="/usr/sbin:/usr/bin:/sbin:/bin"):
+        pytest.skip("a system nvcc is installed: setup would use it instead of Debian's toolkit")
     env = _setup_env(tmp_path, DEBIAN_MIRROR="http://127.0.0.1:9/debian")
     env.pop("NVCC", None)
     out = _run_setup(env)

@@ -5,6 +5,7 @@
 #   make reproduce-table1   Table 1: CNN and LSTM-CNN at the paper's best settings
 #   make scale-sweep        Table 2: CNN and LSTM-CNN(3,5,7,9) x 5 scales
 #   make sweep-slurm        the same sweep as a Slurm job array (scripts/slurm.py)
+#   make gpu-check          on a GPU machine: CUDA Caffe against the CPU (JSON report)
 #
 # Variables: DATASET (a CASIA-FASD-layout root; default the synthetic set), CONFIG (a
 # configs/*.yaml), RUN (the output folder; default runs/<dataset>-<config>), GPU (a GPU
@@ -35,17 +36,32 @@ exp_list = $(shell $(PY) -m scripts.experiments $(1) --config $(CONFIG) --run $(
 endif
 
 .PHONY: help setup test demo demo-data prep nets tables reproduce-table1 scale-sweep sweep-slurm bench \
-        clean-run _table1 _sweep _demo _prep_for predict
+        clean-run gpu-check _table1 _sweep _demo _prep_for predict
 
 help:
 	@sed -n '2,14p' Makefile | sed 's/^# \{0,1\}//'
 
 # ------------------------------------------------------------------ set-up
+# The Caffe variant: CAFFE_GPU=1 the CUDA build, CAFFE_GPU=0 the CPU build; unset, the
+# venv keeps the variant it has (the CPU build on a fresh checkout), so `make test` after
+# `make setup CAFFE_GPU=1` never switches back, and nothing but CAFFE_GPU=1 builds CUDA.
+VENV_VARIANT := $(if $(findstring -cuda-,$(shell readlink $(VENV)/caffe-prefix 2>/dev/null)),cuda,cpu)
+WANT_VARIANT := $(if $(CAFFE_GPU),$(if $(filter 1,$(CAFFE_GPU)),cuda,cpu),$(VENV_VARIANT))
 setup: $(VENV)/.setup-stamp
-# Re-run when the pins or the script change, or when the cached Caffe build is gone.
-$(VENV)/.setup-stamp: requirements.txt scripts/setup.sh $(if $(wildcard $(CAFFE)),,FORCE)
-	bash scripts/setup.sh
+# GPU=N: stop here, before any data or training, when Caffe cannot use that GPU
+# (CPU build, no GPU, no driver); gpu-check reports that itself and runs the CPU parts.
+ifneq ($(GPU),)
+ifeq ($(filter gpu-check,$(MAKECMDGOALS)),)
+	@$(PY) -m scripts.gpu --require $(GPU) || { echo "GPU=$(GPU): leave GPU= out to run on the CPU" >&2; exit 2; }
+endif
+endif
+# Re-run when the pins or the script change, the cached Caffe build is gone, or the
+# variant asked for is not the one the venv uses.
+$(VENV)/.setup-stamp: requirements.txt scripts/setup.sh $(if $(wildcard $(CAFFE)),,FORCE) \
+                      $(if $(filter-out $(VENV_VARIANT),$(WANT_VARIANT)),FORCE)
+	CAFFE_GPU=$(if $(filter cuda,$(WANT_VARIANT)),1,0) bash scripts/setup.sh
 	@touch $@
+.PHONY: FORCE
 FORCE:
 
 test: setup
@@ -169,6 +185,16 @@ bench: setup
 	$(PY) -m eval.bench_metrics
 	@$(MAKE) --no-print-directory $(SYNTH)/synth_manifest.json
 	$(PY) -m data_prep.bench --dataset $(SYNTH) --every 5
+
+# CUDA Caffe against the CPU on this machine's GPU $(GPU) (default 0): device query,
+# forward/backward agreement and throughput of the paper-size nets, and the demo's first
+# Table 1 experiment (fold 1) trained on both (scripts/gpu_check.py; exit 0 all passed,
+# 1 a check failed, 2 bad input, 3 no usable GPU: CPU parts only). Report:
+# runs/gpu-check/report.json (make itself then shows "Error 1/2/3"). Needs
+# `make setup CAFFE_GPU=1` for the GPU parts.
+gpu-check: setup
+	@$(MAKE) --no-print-directory prep CONFIG=configs/demo.yaml DATASET=$(SYNTH) RUN=runs/synth-demo GPU=
+	$(PY) -m scripts.gpu_check --gpu $(or $(GPU),0) --demo-config configs/demo.yaml --demo-run runs/synth-demo
 
 clean-run:
 	rm -rf $(RUN)

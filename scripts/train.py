@@ -2,8 +2,9 @@
 
 Thin entry point; the work is in scripts/runner.py (experiment), scripts/trainer.py
 (the Caffe solver loop) and scripts/selection.py (model selection, §4.3).
-Exit codes: 0 done or already done, 2 bad config or input, 3 training diverged,
-4 Caffe aborted (its reason, from caffe.log, is printed).
+Exit codes: 0 done or already done, 2 bad config or input (or --gpu N not usable: no
+CUDA build, no GPU), 3 training diverged, 4 Caffe aborted (its reason, from caffe.log,
+is printed).
 """
 from __future__ import annotations
 
@@ -52,11 +53,14 @@ def main(argv=None) -> int:
     if not os.environ.get("LSTMCNN_TRAIN_CHILD"):
         return _supervise(argv)
     a = _parser().parse_args(argv)
+    from scripts.gpu import GPUUnavailable, require_gpu
     try:
+        if a.gpu is not None:
+            require_gpu(a.gpu)  # before any output folder is made
         cfg = load_config(a.config, a.set)
         from scripts.runner import run_experiment
         run_experiment(cfg, a.run, a.experiment, gpu=a.gpu)
-    except (ConfigError, ValueError, FileNotFoundError) as e:
+    except (ConfigError, ValueError, FileNotFoundError, GPUUnavailable) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except TrainingError as e:

@@ -48,6 +48,9 @@ def caffe_mode(gpu: int | None):
     if gpu is None:
         caffe.set_mode_cpu()
     else:
+        # Without a usable GPU, Caffe would abort the process in a CUDA CHECK: ask first.
+        from scripts.gpu import require_gpu
+        require_gpu(int(gpu))
         caffe.set_device(int(gpu))
         caffe.set_mode_gpu()
     return caffe

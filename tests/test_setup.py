@@ -65,17 +65,96 @@ def test_gpu_build_without_nvcc_fails_clearly(tmp_path):
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").iterdir())
 
 
-def test_gpu_build_needs_an_architecture(tmp_path):
-    """A fake nvcc but no GPU to query: the message says to set CUDA_ARCH_BIN."""
+def _fake_nvcc(tmp_path, release="11.8, V11.8.89", archs="35 37 50 60 70 75 80 86 90"):
+    """An nvcc that only answers --version and --list-gpu-code, as CUDA 11.8's does."""
+    nvcc = tmp_path / "nvcc"
+    codes = "\\n".join(f"sm_{a}" for a in archs.split())
+    nvcc.write_text(f"""#!/bin/sh
+case "$1" in
+  --version) echo "Cuda compilation tools, release {release}" ;;
+  --list-gpu-code) printf '{codes}\\n' ;;
+  *) exit 1 ;;
+esac
+""")
+    nvcc.chmod(0o755)
+    return nvcc
+
+
+def _setup_env(tmp_path, **kw):
+    env = dict(os.environ, CAFFE_GPU="1", CAFFE_CACHE=str(tmp_path / "cache"),
+               VENV=str(tmp_path / "venv"), PATH="/usr/sbin:/usr/bin:/sbin:/bin", **kw)
+    for k in ("CUDA_ARCH_BIN", "CUDA_ARCH_PTX", "CUDA_HOME"):
+        if k not in kw:
+            env.pop(k, None)
+    return env
+
+
+def _run_setup(env):
+    return subprocess.run(["bash", str(ROOT / "scripts" / "setup.sh")], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_gpu_build_nvcc_that_is_not_nvcc(tmp_path):
+    """NVCC= pointing at something that prints no CUDA release stops before building."""
     nvcc = tmp_path / "nvcc"
     nvcc.write_text("#!/bin/sh\necho fake\n")
     nvcc.chmod(0o755)
-    env = dict(os.environ, CAFFE_GPU="1", NVCC=str(nvcc), CAFFE_CACHE=str(tmp_path / "cache"),
-               VENV=str(tmp_path / "venv"), PATH="/usr/sbin:/usr/bin:/sbin:/bin")
-    env.pop("CUDA_ARCH_BIN", None)
-    out = subprocess.run(["bash", str(ROOT / "scripts" / "setup.sh")], env=env,
-                         capture_output=True, text=True, timeout=300)
-    if shutil.which("nvidia-smi", path=env["PATH"]):
+    out = _run_setup(_setup_env(tmp_path, NVCC=str(nvcc)))
+    assert out.returncode != 0
+    assert "no CUDA release" in out.stderr and "NVCC" in out.stderr
+
+
+def test_gpu_build_auto_architecture_needs_a_gpu(tmp_path):
+    """CUDA_ARCH_BIN=auto asks nvidia-smi; without a GPU the message says to set it."""
+    out = _run_setup(_setup_env(tmp_path, NVCC=str(_fake_nvcc(tmp_path)), CUDA_ARCH_BIN="auto"))
+    if shutil.which("nvidia-smi", path="/usr/sbin:/usr/bin:/sbin:/bin"):
         pytest.skip("nvidia-smi is present: the no-GPU path cannot be exercised here")
     assert out.returncode != 0
-    assert "CUDA_ARCH_BIN" in out.stderr
+    assert "CUDA_ARCH_BIN" in out.stderr and "nvidia-smi" in out.stderr
+
+
+def test_gpu_build_architecture_the_toolkit_lacks(tmp_path):
+    """An architecture nvcc cannot target is named, with the ones it can."""
+    out = _run_setup(_setup_env(tmp_path, NVCC=str(_fake_nvcc(tmp_path, archs="75 80 90")),
+                                CUDA_ARCH_BIN="35 90"))
+    assert out.returncode != 0
+    assert "cannot compile for sm_35" in out.stderr and "75 80 90" in out.stderr
+
+
+def test_remove_dead_builds_keeps_a_running_build(tmp_path):
+    """Only leftover tmp-caffe-* folders of dead builds go; a running setup.sh's stays."""
+    func = subprocess.run(["sed", "-n", "/^remove_dead_builds()/,/^}/p",
+                           str(ROOT / "scripts" / "setup.sh")], capture_output=True, text=True).stdout
+    assert func.startswith("remove_dead_builds()")
+    cache = tmp_path / "cache"
+    (tmp_path / "setup.sh").write_text("sleep 60\n")
+    live = subprocess.Popen(["bash", str(tmp_path / "setup.sh")])      # a build in progress
+    other = subprocess.Popen(["sleep", "60"])                            # a reused PID
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    try:
+        for name, pid in (("live", live.pid), ("other", other.pid), ("dead", dead.pid)):
+            (cache / f"tmp-caffe-cpu-{name}-{pid}").mkdir(parents=True)
+        subprocess.run(["bash", "-c", f"say() {{ :; }}\n{func}\nCACHE_ROOT={cache}\nremove_dead_builds"],
+                       check=True)
+        left = sorted(p.name.split("-")[3] for p in cache.iterdir())
+    finally:
+        live.kill()
+        other.kill()
+    assert left == ["live"]
+
+
+def test_gpu_build_unreachable_mirror_fails_clearly(tmp_path):
+    """No nvcc anywhere: the Debian CUDA 11.8 route; a mirror that cannot be reached stops
+    it with a message naming the mirror and both ways out, and leaves no partial toolkit."""
+    if not shutil.which("g++-11"):
+        pytest.skip("g++-11 is not installed: setup would install it with apt first")
+    if shutil.which("nvcc", path="/usr/sbin:/usr/bin:/sbin:/bin"):
+        pytest.skip("a system nvcc is installed: setup would use it instead of Debian's toolkit")
+    env = _setup_env(tmp_path, DEBIAN_MIRROR="http://127.0.0.1:9/debian")
+    env.pop("NVCC", None)
+    out = _run_setup(env)
+    assert out.returncode != 0
+    assert "http://127.0.0.1:9/debian" in out.stderr and "DEBIAN_MIRROR" in out.stderr and "NVCC" in out.stderr
+    cache = tmp_path / "cache"
+    assert not any(p.name.startswith(("cuda-", "tmp-caffe-")) for p in cache.iterdir())

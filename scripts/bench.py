@@ -50,14 +50,12 @@ def forward_flops(net, frames: int) -> float:
     return total / frames
 
 
-def bench_model(cfg, model: str, T: int, size: int, iters: int, tmp: Path,
-                data_layer: str = "SequenceData") -> dict:
-    """One net's SGD-step rate; ``data_layer`` SequenceData (the nets' own) or HDF5Data
-    (Caffe's, on the same file: the layer this project used before)."""
-    import caffe
+def paper_nets(cfg, model: str, T: int, size: int, batch: int, tmp: Path, **net_kw) -> dict:
+    """Train/val, deploy and solver files of ``model`` at ``size`` and ``batch`` on one HDF5
+    file of ``batch`` random samples (prototxt.generate.write_experiment_nets; ``net_kw``
+    go there)."""
     import h5py
     from prototxt import generate as G
-    batch = cfg["solver"]["batch_cnn"] if model == "cnn" else cfg["solver"]["batch_lstm"]
     rng = np.random.default_rng(0)
     h5 = tmp / f"{model}_T{T}.h5"
     with h5py.File(h5, "w") as f:
@@ -66,8 +64,17 @@ def bench_model(cfg, model: str, T: int, size: int, iters: int, tmp: Path,
     lst = tmp / f"{model}_T{T}.txt"
     lst.write_text(f"{h5}\n")
     c = dict(cfg, net=dict(cfg["net"], input_size=size))
-    paths = G.write_experiment_nets(c, model, T, lst, lst, tmp / f"{model}_T{T}",
-                                    max_iter=iters + 1, test_interval=iters + 2)
+    return G.write_experiment_nets(c, model, T, lst, lst, tmp / f"{model}_T{T}", batch=batch, **net_kw)
+
+
+def bench_model(cfg, model: str, T: int, size: int, iters: int, tmp: Path,
+                data_layer: str = "SequenceData") -> dict:
+    """One net's SGD-step rate; ``data_layer`` SequenceData (the nets' own) or HDF5Data
+    (Caffe's, on the same file: the layer this project used before)."""
+    import caffe
+    from prototxt import generate as G
+    batch = cfg["solver"]["batch_cnn"] if model == "cnn" else cfg["solver"]["batch_lstm"]
+    paths = paper_nets(cfg, model, T, size, batch, tmp, max_iter=iters + 1, test_interval=iters + 2)
     if data_layer == "HDF5Data":
         from scripts.mixing import hdf5data_variant
         G.write_net(paths["train_val"], hdf5data_variant(paths["train_val"], tmp))

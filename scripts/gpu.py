@@ -118,21 +118,6 @@ def device_query(gpu: int | None, caffe_bin: Path | None = None, timeout: int = 
             "fields": fields, "output": text[-4000:]}
 
 
-def _paper_nets(cfg, model: str, T: int, size: int, batch: int, tmp: Path) -> dict:
-    """Paper-size train/val nets of ``model`` on one HDF5 file of random frames."""
-    import h5py
-    from prototxt import generate as G
-    rng = np.random.default_rng(0)
-    h5 = tmp / f"{model}_T{T}.h5"
-    with h5py.File(h5, "w") as f:
-        f["data"] = rng.integers(0, 256, (batch, T, 3, size, size), dtype=np.uint8)
-        f["label"] = (np.arange(batch) % 2).astype(np.float32)
-    lst = tmp / f"{model}_T{T}.txt"
-    lst.write_text(f"{h5}\n")
-    c = dict(cfg, net=dict(cfg["net"], input_size=size))
-    return G.write_experiment_nets(c, model, T, lst, lst, tmp / f"{model}_T{T}", batch=batch)
-
-
 def _pass(net, start: str) -> dict:
     """Forward from layer ``start`` (the data already in place), zeroed diffs, backward."""
     net.forward(start=start)
@@ -156,12 +141,13 @@ def agreement(cfg, model: str, T: int, size: int, batch: int, gpu: int | None, t
     parameter gradient is compared: relative difference ||gpu - cpu|| / ||cpu||."""
     import caffe
     with tempfile.TemporaryDirectory() as d:
-        paths = _paper_nets(cfg, model, T, size, batch, Path(d))
+        from scripts.bench import paper_nets
+        paths = paper_nets(cfg, model, T, size, batch, Path(d))
         if gpu is not None:
             caffe.set_device(int(gpu))
         caffe.set_mode_cpu()
         net = caffe.Net(str(paths["train_val"]), caffe.TEST)
-        data_layers = {i for i, l in enumerate(net.layers) if l.type in ("HDF5Data", "Input")}
+        data_layers = {i for i, l in enumerate(net.layers) if l.type in ("HDF5Data", "Python", "Input")}
         start = next(n for i, n in enumerate(net._layer_names) if i not in data_layers)
         net.forward()
         t = time.perf_counter()

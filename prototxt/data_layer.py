@@ -105,11 +105,10 @@ class ShardSet:
             src = self._maps[s]
             if isinstance(src, np.memmap):
                 out[sel] = src[rows]
-            else:
-                order = np.argsort(rows)
+            else:               # h5py wants increasing, unique indices
+                uniq, inv = np.unique(rows, return_inverse=True)
                 with _h5py().File(src, "r") as f:
-                    got = f[L.DATA][rows[order]]
-                out[sel[order]] = got
+                    out[sel] = f[L.DATA][uniq][inv]
 
 
 def batch_indices(n: int, batch: int, iteration: int, seed: int, shuffle: bool) -> np.ndarray:

@@ -1,0 +1,81 @@
+"""Training and validation loss curves of several experiment folders in one figure.
+
+    python -m scripts.curves --out FIG.png LABEL=EXPERIMENT_DIR [LABEL=EXPERIMENT_DIR ...]
+
+Each EXPERIMENT_DIR is a fold run (``RUN/experiments/<name>/fold<k>``) with its
+``curve.csv``; the dashed line of each colour is the loss of always predicting the class
+prior of its validation fold (from ``val_scores.npz``), the level a net that has learnt
+nothing sits at: -(p ln p + (1 - p) ln(1 - p)), p = the genuine share.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from scripts.trainer import read_curve, save_figure
+
+
+def prior_loss(exp_dir: Path) -> float | None:
+    z = Path(exp_dir) / "val_scores.npz"
+    if not z.exists():
+        return None
+    p = float(np.mean(np.load(z)["label"] == 1))
+    return float(-(p * np.log(p) + (1 - p) * np.log(1 - p))) if 0 < p < 1 else 0.0
+
+
+def plot(runs: list[tuple[str, Path]], out: Path, title: str = "") -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for i, (label, d) in enumerate(runs):
+        rows = read_curve(Path(d) / "curve.csv")
+        if not rows:
+            raise FileNotFoundError(f"{d}/curve.csv: no curve (train the experiment first)")
+        c = f"C{i}"
+        tr = [r for r in rows if r["train_loss"] is not None]
+        va = [r for r in rows if r["val_loss"] is not None]
+        axes[0].plot([r["iter"] for r in tr], [r["train_loss"] for r in tr], color=c, lw=1, label=label)
+        axes[1].plot([r["iter"] for r in va], [r["val_loss"] for r in va], "o-", color=c, ms=3, label=label)
+        prior = prior_loss(d)
+        if prior is not None:
+            for ax in axes:
+                ax.axhline(prior, color=c, ls="--", lw=0.8)
+    for ax, what in zip(axes, ("training loss", "validation loss (held-out fold)")):
+        ax.set_xlabel("iteration")
+        ax.set_title(what, fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("softmax loss (dashed: class prior)")
+    axes[1].legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    save_figure(fig, Path(out))
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", nargs="+", metavar="LABEL=EXPERIMENT_DIR")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--title", default="")
+    a = ap.parse_args(argv)
+    runs = []
+    for x in a.runs:
+        label, sep, d = x.partition("=")
+        if not sep or not Path(d).is_dir():
+            print(f"scripts.curves: {x!r}: expected LABEL=EXPERIMENT_DIR with an existing folder", file=sys.stderr)
+            return 2
+        runs.append((label, Path(d)))
+    try:
+        plot(runs, Path(a.out), a.title)
+    except FileNotFoundError as e:
+        print(f"scripts.curves: {e}", file=sys.stderr)
+        return 2
+    print(a.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -117,29 +117,23 @@ def longest_single_fold_run(batch_folds: list[set]) -> int:
     return best
 
 
-def measure(net_param, n_batches: int = 1000, cwd: Path | None = None) -> dict:
+def measure(net_param, n_batches: int = 1000) -> dict:
     """Run the TRAIN data layer of ``net_param`` (a NetParameter or a prototxt path) for
-    ``n_batches`` batches; relative sources resolve from ``cwd`` (default: here)."""
-    import os
+    ``n_batches`` batches; a relative source resolves from the current folder, as in Caffe."""
     import caffe
     from caffe.proto import caffe_pb2
     net = net_param if isinstance(net_param, caffe_pb2.NetParameter) else _proto(net_param)
     layer = _train_data_layer(net)
     source, batch = layer_source(layer)
-    here = os.getcwd()
-    if cwd is not None:
-        os.chdir(cwd)
+    who, fold_of = subject_index(L.read_list(source))
+    only = caffe_pb2.NetParameter(name="data_only")
+    only.layer.add().CopyFrom(layer)
+    with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as f:
+        f.write(str(only))
     try:
-        shards = L.read_list(source)
-        who, fold_of = subject_index(shards)
-        only = caffe_pb2.NetParameter(name="data_only")
-        only.layer.add().CopyFrom(layer)
-        with tempfile.NamedTemporaryFile("w", suffix=".prototxt", delete=False) as f:
-            f.write(str(only))
         data_net = caffe.Net(f.name, caffe.TRAIN)
-        os.unlink(f.name)
     finally:
-        os.chdir(here)
+        Path(f.name).unlink()
     counts: dict[int, int] = {}
     for s in who.values():
         if s is not None:

@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from data_prep import hdf5_layout as layout
+from data_prep.util import write_json_atomic
 from scripts import experiments as X
 
 
@@ -329,7 +330,7 @@ def train(cfg: dict, exp: X.Experiment, d: Path, sp: dict, val_shards: list[Path
         # What the loop carries between iterations, so that a resume continues exactly.
         state.update(it=it, acc_loss=acc_loss, n_loss=n_loss,
                      plateau_losses=list(pl.losses) if pl is not None else [])
-        _write_text_atomic(state_path, json.dumps(state))
+        write_json_atomic(state_path, state)
 
     max_iter, every = int(sp["max_iter"]), int(tcfg["progress_every"])
     test_interval, snap_every = int(sp["test_interval"]), int(sp["snapshot"]) or int(sp["test_interval"])
@@ -394,12 +395,6 @@ def train(cfg: dict, exp: X.Experiment, d: Path, sp: dict, val_shards: list[Path
     plot_curve(curve, d / "curve.png", f"{exp.name}/{exp.split}")
     return {"iterations": max_iter, "seconds_this_run": secs, "resumed_from": start,
             "lr_drops": state["lr_drops"], "model": str(model.name)}
-
-
-def _write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

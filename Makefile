@@ -37,7 +37,7 @@ exp_list = $(shell $(PY) -m scripts.experiments $(1) --config $(CONFIG) --run $(
 endif
 
 .PHONY: help setup test demo demo-data prep nets tables reproduce-table1 scale-sweep sweep-slurm bench \
-        clean-run gpu-check paper-check _table1 _sweep _demo _prep_for predict
+        clean-run gpu-check paper-check _table1 _sweep _demo _prep_for predict caffe-reference paper-check-ablations
 
 help:
 	@sed -n '2,15p' Makefile | sed 's/^# \{0,1\}//'
@@ -65,7 +65,12 @@ $(VENV)/.setup-stamp: requirements.txt scripts/setup.sh $(if $(wildcard $(CAFFE)
 .PHONY: FORCE
 FORCE:
 
-test: setup
+# The unpatched CPU build of Caffe (CAFFE_CPU_PATCHES=0, cached beside the patched one):
+# tests/test_caffe_patches.py and `make bench` compare the speed patches against it.
+caffe-reference:
+	@CAFFE_CPU_PATCHES=0 CAFFE_GPU=0 SETUP_BUILD_ONLY=1 bash scripts/setup.sh | tail -1
+
+test: setup caffe-reference
 	$(PY) -m pytest -q tests
 
 # ------------------------------------------------------------------ data
@@ -163,9 +168,16 @@ sweep-slurm: setup
 	$(PY) -m scripts.cluster --config $(CONFIG) --dataset $(DATASET) --run $(RUN) $(strip $(SLURM_OPTS))
 
 # The main job end to end on the synthetic data set, sized for a 2-core CPU.
+# Its small nets train DEMO_JOBS experiments at once (default: one per core), each on
+# cores / DEMO_JOBS threads: small GEMMs gain less from a second thread than from a second
+# experiment. Results do not depend on it (tests/test_caffe_patches.py: thread count).
+NPROC     := $(shell nproc 2>/dev/null || echo 1)
+DEMO_JOBS ?= $(NPROC)
+DEMO_THREADS = $(shell echo $$(( $(NPROC) / $(DEMO_JOBS) > 0 ? $(NPROC) / $(DEMO_JOBS) : 1 )))
 demo: setup
 	@$(MAKE) --no-print-directory _prep_for OF=all CONFIG=configs/demo.yaml
-	@$(MAKE) --no-print-directory _demo CONFIG=configs/demo.yaml
+	@OMP_NUM_THREADS=$(DEMO_THREADS) OPENBLAS_NUM_THREADS=$(DEMO_THREADS) \
+	  $(MAKE) --no-print-directory -j$(DEMO_JOBS) _demo CONFIG=configs/demo.yaml
 _demo: $$(call exp_list,table1) $$(call exp_list,sweep)
 	$(PY) -m eval.tables --results $(EXPS) --out $(RUN)/tables --config $(CONFIG)
 	@echo "Tables and figures: $(RUN)/tables"
@@ -174,6 +186,11 @@ _demo: $$(call exp_list,table1) $$(call exp_list,sweep)
 # Table 1 with configs/paper-check.yaml: 64x64 crops, 1,200 iterations, fold 1 only.
 paper-check: setup
 	@$(MAKE) --no-print-directory reproduce-table1 CONFIG=configs/paper-check.yaml
+# After paper-check: its peephole fold again with one paper-silent choice changed at a
+# time (scripts/ablations.py), curves and a table in runs/paper-check-ablations/.
+paper-check-ablations: setup
+	@$(MAKE) --no-print-directory _prep_for OF=table1 CONFIG=configs/paper-check.yaml DATASET=$(SYNTH) RUN=runs/synth-paper-check
+	$(PY) -m scripts.ablations
 
 # Score one video with a finished experiment (scripts/predict.py), e.g.
 #   make predict VIDEO=data/synth/test_release/1/HR_1.avi MODEL=runs/synth-demo/experiments/cnn_T1_s2.6/full
@@ -184,8 +201,9 @@ predict: setup
 
 # Speed figures: Caffe training throughput vs numpy GEMM (paper-size nets), the metrics on a
 # million scores, and data preparation (Viola-Jones 1 vs 2 workers, 25 combinations, memory).
-bench: setup
+bench: setup caffe-reference
 	$(PY) -m scripts.bench
+	$(PY) -m scripts.bench_predict
 	@if [ -d runs/synth-demo/prep ]; then $(PY) -m scripts.mixing --bench runs/synth-demo/prep --config configs/demo.yaml; \
 	  else echo "(subject mixing: run make demo first, then make bench)"; fi
 	$(PY) -m eval.bench_metrics

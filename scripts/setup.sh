@@ -26,6 +26,13 @@
 #   PYTHON=python3      the interpreter the venv is made from
 #   VENV=.venv          the virtual environment folder
 #   JOBS=N              parallel compile jobs (default: number of cores)
+#   CAFFE_CPU_PATCHES=0 build the CPU variant without the speed patches of
+#                       scripts/caffe-patches/ (OpenMP over the images of a batch; see
+#                       that folder's README): BVLC Caffe's own CPU code. A separate
+#                       cached build; `make bench` and the results-unchanged test
+#                       (tests/test_caffe_patches.py) compare the two.
+#   SETUP_BUILD_ONLY=1  build (or find) Caffe, print its install folder, and stop: no
+#                       venv, nothing else touched
 #   CAFFE_CXXFLAGS="…"  extra C++ flags for the Caffe build (default "-march=native":
 #                       ~9 % faster training measured by `make bench`; "" for a portable
 #                       build, e.g. when the cache folder is shared by different CPUs)
@@ -41,6 +48,7 @@ VENV="${VENV:-.venv}"
 case "$VENV" in /*) ;; *) VENV="$HERE/$VENV" ;; esac
 JOBS="${JOBS:-$(nproc)}"
 CAFFE_GPU="${CAFFE_GPU:-0}"
+CAFFE_CPU_PATCHES="${CAFFE_CPU_PATCHES:-1}"
 CACHE_ROOT="${CAFFE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/lstm-cnn-fasd}"
 
 say() { printf '[setup] %s\n' "$*"; }
@@ -105,7 +113,7 @@ fi
 APT_PACKAGES=(build-essential cmake libboost-system-dev libboost-thread-dev
   libboost-filesystem-dev libboost-python-dev libprotobuf-dev protobuf-compiler
   libgoogle-glog-dev libgflags-dev libhdf5-dev libopenblas-dev graphviz
-  dpkg-dev xz-utils)
+  dpkg-dev xz-utils libopenblas0-openmp)
 [ "$CUDA_ROUTE" != debian ] || APT_PACKAGES+=(g++-11)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -244,6 +252,16 @@ if [ "$CAFFE_GPU" = 1 ]; then
 else
   FLAGS+=(-DCPU_ONLY=ON)
   VARIANT=cpu
+  if [ "$CAFFE_CPU_PATCHES" = 1 ]; then
+    # The speed patches run Caffe's per-image loops on OpenMP threads, and each thread's
+    # GEMM must then be single-threaded: OpenBLAS's OpenMP build (libopenblas0-openmp) does
+    # that inside a parallel region, its pthreads build (the system default, left as it
+    # is) would start its own threads from every one of them. So libcaffe links the
+    # OpenMP build by its path.
+    OMP_BLAS=$(dpkg -L libopenblas0-openmp 2>/dev/null | grep -m1 '/openblas-openmp/libopenblas\.so\.0$' || true)
+    [ -n "$OMP_BLAS" ] || die "libopenblas0-openmp's libopenblas.so.0 not found (dpkg -L libopenblas0-openmp); install that package or set CAFFE_CPU_PATCHES=0"
+    FLAGS+=(-DUSE_OPENMP=ON "-DOpenBLAS_LIB=$OMP_BLAS")
+  fi
 fi
 # The hash covers the flags, the interpreter (pycaffe is compiled against its headers and
 # numpy) and this script's source patches, so any of them changing means a new build.
@@ -252,7 +270,12 @@ NUMPY_PIN=$(grep -E '^numpy==' requirements.txt | cut -d' ' -f1)
 # of the CPU hash, so that editing them never rebuilds the CPU variant).
 CUDA_HASH_EXTRA=()
 [ "$VARIANT" != cuda ] || CUDA_HASH_EXTRA=("$NVCC_VERSION" "$(sed -n '/^patch_caffe_cuda()/,/^}/p' "$0")")
-FLAG_HASH=$(printf '%s\n' "${FLAGS[@]}" "py$PY_VER" "$NUMPY_PIN" "${CPU_ARCH:-}" "$(sed -n '/^patch_caffe_source()/,/^}/p' "$0")" "${CUDA_HASH_EXTRA[@]}" | sha256sum | cut -c1-10)
+# The patched CPU variant's hash also covers the speed patches (left out when they are
+# off, so the unpatched build keeps the name it always had).
+CPU_PATCH_HASH_EXTRA=()
+[ "$VARIANT" != cpu ] || [ "$CAFFE_CPU_PATCHES" != 1 ] \
+  || CPU_PATCH_HASH_EXTRA=("$(sed -n '/^patch_caffe_cpu_speed()/,/^}/p' "$0")" "$(cat "$HERE"/scripts/caffe-patches/*.patch)")
+FLAG_HASH=$(printf '%s\n' "${FLAGS[@]}" "py$PY_VER" "$NUMPY_PIN" "${CPU_ARCH:-}" "$(sed -n '/^patch_caffe_source()/,/^}/p' "$0")" "${CUDA_HASH_EXTRA[@]}" "${CPU_PATCH_HASH_EXTRA[@]}" | sha256sum | cut -c1-10)
 PREFIX="$CACHE_ROOT/caffe-$CAFFE_DEB_VERSION-$VARIANT-$FLAG_HASH"
 
 patch_caffe_source() {  # $1 = unpacked source tree
@@ -266,6 +289,14 @@ patch_caffe_source() {  # $1 = unpacked source tree
   sed -i 's/SetTotalBytesLimit(\([^,()]*\), *[0-9]*)/SetTotalBytesLimit(\1)/' "$src/src/caffe/util/io.cpp"
   grep -q 'SetTotalBytesLimit(kProtoReadBytesLimit)' "$src/src/caffe/util/io.cpp" \
     || die "patching SetTotalBytesLimit in src/caffe/util/io.cpp failed"
+}
+
+patch_caffe_cpu_speed() {  # $1 = unpacked source tree; the CPU variant, CAFFE_CPU_PATCHES=1
+  # scripts/caffe-patches/*.patch in name order; each one says what it changes and why.
+  local src="$1" p
+  for p in "$HERE"/scripts/caffe-patches/*.patch; do
+    patch -d "$src" -p1 -s -N < "$p" || die "applying $p to Caffe's source failed"
+  done
 }
 
 patch_caffe_cuda() {  # $1 = unpacked source tree; the CUDA variant only
@@ -372,6 +403,7 @@ if [ ! -x "$PREFIX/bin/caffe" ]; then
   fetch_caffe_source "$WORK/src"
   patch_caffe_source "$WORK/src"
   [ "$VARIANT" != cuda ] || patch_caffe_cuda "$WORK/src"
+  [ "$VARIANT" != cpu ] || [ "$CAFFE_CPU_PATCHES" != 1 ] || patch_caffe_cpu_speed "$WORK/src"
   PYINC=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
   # numpy's headers: from the pinned numpy, installed into a throwaway folder.
   "$PYTHON" -m pip install -q --no-deps --target "$WORK/numpy" "$NUMPY_PIN"
@@ -405,6 +437,10 @@ if [ ! -x "$PREFIX/bin/caffe" ]; then
 fi
 PYCAFFE_DIR="$PREFIX/lib/python3/dist-packages"
 [ -f "$PYCAFFE_DIR/caffe/__init__.py" ] || die "pycaffe missing from the Caffe build at $PREFIX; delete that folder and rerun make setup"
+if [ "${SETUP_BUILD_ONLY:-0}" = 1 ]; then
+  echo "$PREFIX"
+  exit 0
+fi
 
 # ---------------------------------------------------------------- 4. .venv
 REQ_HASH=$(cat requirements.txt | sha256sum | cut -c1-16)

@@ -190,7 +190,8 @@ paper-check: setup
 # time (scripts/ablations.py), curves and a table in runs/paper-check-ablations/.
 paper-check-ablations: setup
 	@$(MAKE) --no-print-directory _prep_for OF=table1 CONFIG=configs/paper-check.yaml DATASET=$(SYNTH) RUN=runs/synth-paper-check
-	$(PY) -m scripts.ablations
+	$(PY) -m scripts.ablations --experiment peephole_T7_s1.8/fold1
+	$(PY) -m scripts.ablations --experiment cnn_T1_s2.6/fold1
 
 # Score one video with a finished experiment (scripts/predict.py), e.g.
 #   make predict VIDEO=data/synth/test_release/1/HR_1.avi MODEL=runs/synth-demo/experiments/cnn_T1_s2.6/full

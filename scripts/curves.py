@@ -26,7 +26,7 @@ def prior_loss(exp_dir: Path) -> float | None:
     return float(-(p * np.log(p) + (1 - p) * np.log(1 - p))) if 0 < p < 1 else 0.0
 
 
-def plot(runs: list[tuple[str, Path]], out: Path, title: str = "") -> None:
+def plot(runs: list[tuple[str, Path]], out: Path, title: str = "", max_iter: int | None = None) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -35,6 +35,7 @@ def plot(runs: list[tuple[str, Path]], out: Path, title: str = "") -> None:
         rows = read_curve(Path(d) / "curve.csv")
         if not rows:
             raise FileNotFoundError(f"{d}/curve.csv: no curve (train the experiment first)")
+        rows = [r for r in rows if max_iter is None or r["iter"] <= max_iter]
         c = f"C{i}"
         tr = [r for r in rows if r["train_loss"] is not None]
         va = [r for r in rows if r["val_loss"] is not None]

@@ -25,7 +25,12 @@ def _parser():
                     help="finished experiment folder, e.g. RUN/experiments/cnn_T1_s1.8/full")
     ap.add_argument("--backend", choices=("caffe", "opencv"), default="caffe",
                     help="caffe (pycaffe) or opencv (cv2.dnn, no Caffe needed)")
-    ap.add_argument("--batch", type=int, default=64, help="windows per forward pass (default 64)")
+    ap.add_argument("--batch", type=int, default=None,
+                    help="windows per forward pass (default 64 // T: 64 frames)")
+    ap.add_argument("--detect", choices=("track", "full"), default="track",
+                    help="Viola-Jones near the previous frame's face (track, default: 3-4x faster, "
+                         "boxes within 12%% of the face side of full's) or on every whole frame as "
+                         "in training (full)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     ap.add_argument("--annotate", metavar="OUT.avi|OUT.mp4",
                     help="also write the video with face box and running score drawn on it")
@@ -34,13 +39,14 @@ def _parser():
 
 def main(argv=None) -> int:
     a = _parser().parse_args(argv)
-    if a.batch < 1:
+    if a.batch is not None and a.batch < 1:
         _parser().error("--batch must be >= 1")
     os.environ.setdefault("GLOG_minloglevel", "2")   # before Caffe is imported
     from scripts import predictor as P
     try:
         model = P.load_model(a.model)
-        r = P.score_video(a.video, model, backend=a.backend, batch=a.batch)
+        r = P.score_video(a.video, model, backend=a.backend, batch=a.batch,
+                          detect_mode=a.detect)
         if a.annotate:
             P.annotate(r, a.annotate)
     except P.PredictError as e:

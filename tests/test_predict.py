@@ -48,7 +48,7 @@ def test_samples_equal_the_prepared_hdf5(tiny_run, synth_mini, name):
     checked = 0
     for v in sorted(set(vid.tolist()))[:3]:
         path = synth_mini / vids[v]["video"]
-        det = P.detect_faces(path, model)
+        det = P.detect_faces(path, model, "full")
         s = model.cfg["samples"]
         wins = samples.windows(det["boxes"], model.T, s["stride"], s["missing_face"], 0)
         mine = dict(samples.iter_samples(samples.read_frames(path), wins, model.T,
@@ -183,3 +183,27 @@ def test_iter_samples_stream_matches_direct_crops():
         assert x.dtype == np.uint8 and np.array_equal(x, ref)
     with pytest.raises(RuntimeError, match="ended before window"):
         list(samples.iter_samples(iter(frames[:5]), wins, 3, 1.8, 16))
+
+
+def test_tracking_detection_finds_the_same_faces_within_12_percent(tmp_path, synth_mini):
+    """predict's default detection (--detect track) searches near the previous frame's face:
+    on a 640x480 MJPG video of a moving face and on every test video of the mini set, it
+    finds a face on exactly the frames the full-frame detector (data preparation's) does,
+    and every box coordinate is within 12 % of that detector's face side."""
+    from configs import load_config
+    from data_prep import detect
+    from scripts.bench_predict import write_face_video
+    params = detect.detector_params(load_config()["detect"])   # full resolution, as the paper
+    videos = [write_face_video(tmp_path / "face.avi", frames=30)]
+    videos += sorted((synth_mini / "test_release").rglob("*.avi"))
+    worst, frames = 0.0, 0
+    for v in videos:
+        full = detect.detect_video(str(v), params)
+        track = detect.detect_video(str(v), params, track=True)
+        a, b = full["boxes"], track["boxes"]
+        assert np.array_equal(a[:, 2] > 0, b[:, 2] > 0), v
+        ok = a[:, 2] > 0
+        if ok.any():
+            worst = max(worst, float((np.abs(a[ok] - b[ok]).max(axis=1) / a[ok, 2]).max()))
+        frames += int(ok.sum())
+    assert frames > 200 and worst <= 0.12, worst

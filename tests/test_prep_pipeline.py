@@ -280,3 +280,28 @@ def test_disk_full_leaves_earlier_outputs_untouched(prep, tmp_path, monkeypatch)
     assert _combo_digest(out / "s1.8_T1") == before
     assert not (out / "s2.2_T1").exists()
     assert not [p for p in out.rglob("*") if ".tmp" in p.name]
+
+
+@pytest.mark.slow
+def test_partial_copy_with_empty_folds_stops_before_any_shard(synth_mini, tmp_path):
+    """A copy with train subjects 1, 2 and 4 only: the public folds leave folds 1 and 2
+    (subjects 10 and 8 in the mini set) empty. Preparation stops with one message naming
+    them and the keys to change, before writing any sample, so nothing is trained on it."""
+    root = tmp_path / "partial"
+    for split, subs in (("train_release", ("1", "2", "4")), ("test_release", ("1",))):
+        for s in subs:
+            (root / split / s).mkdir(parents=True)
+            for v in (Path(synth_mini) / split / s).glob("*.avi"):
+                (root / split / s / v.name).symlink_to(v)
+    out = tmp_path / "out"
+    r = _run_cli(["--dataset", str(root), "--out", str(out), "--only", "1.8:1"])
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "folds 1 and 2 of 5 would have no train subject" in r.stderr
+    assert "folds.method: stratified" in r.stderr and "Traceback" not in r.stderr
+    assert not list(out.glob("s*_T*/*.h5")) and not (out / "s1.8_T1").exists()
+    # what the message says to do works
+    r = _run_cli(["--dataset", str(root), "--out", str(out), "--only", "1.8:1",
+                  "--set", "folds.method=stratified", "--set", "folds.count=3",
+                  "--set", "folds.use=3"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert all((out / "s1.8_T1" / f"fold{k}_val.txt").read_text().split() for k in (1, 2, 3))

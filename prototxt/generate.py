@@ -49,7 +49,7 @@ from google.protobuf import text_format
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = ("cnn", "lstm", "peephole")
-GATES = ("i", "f", "o", "g")  # Caffe's LSTM gate order in W_xc, b_c, W_hc (REFERENCE.md §3)
+GATES = ("i", "f", "o", "g")  # Caffe's LSTM gate order in W_xc, b_c, W_hc
 PEEPHOLE_GATES = ("i", "f", "o")  # Eq. 2-4 see c_{t-1}; g (Eq. 5) does not
 
 

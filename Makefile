@@ -86,7 +86,7 @@ $(SYNTH)/synth_manifest.json:
 # One Viola-Jones pass over every video, then every (scale, T) of the config (paper §4.1).
 # With the paper config, data/prep points at the result: the committed solvers/*.prototxt
 # read data/prep/s<scale>_T<T>/, so `caffe train --solver solvers/...` works as it stands.
-SYNTH_DEP := $(if $(filter $(SYNTH) $(SYNTH)/,$(DATASET)),$(SYNTH)/synth_manifest.json)
+SYNTH_DEP := $(if $(filter $(SYNTH) $(SYNTH)/,$(subst $(space),_,$(DATASET))),$(SYNTH)/synth_manifest.json)
 CHECK_DATASET = @test -d $(call q,$(DATASET))/train_release || { echo $(call q,DATASET=$(DATASET) has no train_release/: point DATASET at a CASIA-FASD copy) >&2; exit 2; }
 prep: setup ## prepare every (scale, T) of the config (Viola-Jones once, HDF5 samples, folds)
 	@$(MAKE) --no-print-directory $(PREP)/report.json

@@ -66,6 +66,7 @@ def test_run_with_a_space_is_refused_by_name():
     assert 'RUN="runs/my run" holds a space' in out.stderr and "RUN=<a folder without spaces>" in out.stderr
 
 
+@pytest.mark.caffe                  # make runs `make setup` first
 def test_make_prep_passes_an_odd_path_to_data_prep(tmp_path):
     """A real `make prep` on an odd path whose only video is unreadable: data_prep gets the
     whole path (its error names it), and exits 2 with one message, no traceback."""
@@ -82,6 +83,7 @@ def test_make_prep_passes_an_odd_path_to_data_prep(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.caffe
 def test_make_prep_on_an_odd_path_prepares_it(synth_mini, tmp_path):
     """`make prep` on a copy of the mini set (links) under an odd folder name, default RUN."""
     dataset = tmp_path / ODD

@@ -183,7 +183,7 @@ EXPECTED_CNN = {  # 128x128 input; Caffe rounds pooling up: 126 -> 63 -> 61 -> 3
 
 
 def test_cnn_shapes_and_fc1000_count():
-    """§4.2 at 128x128: FC 1000 has 96*31*31*1000 weights (REFERENCE.md §1)."""
+    """§4.2 at 128x128: FC 1000 has 96*31*31*1000 weights."""
     net = caffe.Net(str(REPO / "prototxt/deploy/cnn.prototxt"), caffe.TEST)
     for lname, shape in EXPECTED_CNN.items():
         assert net.params[lname][0].data.shape == shape, lname
@@ -479,6 +479,7 @@ def _tiny_sources(proto, lst):
 
 
 @pytest.mark.parametrize("name", ["cnn", "lstm_T3", "lstm_T9", "peephole_T3", "peephole_T9"])
+@pytest.mark.slow
 def test_committed_nets_load_and_step(tmp_path, name):
     """Committed 128x128 train_val (both phases, batch 1) and deploy nets load and run."""
     T = 1 if name == "cnn" else int(name.split("_T")[1])
@@ -507,6 +508,7 @@ def test_committed_nets_load_and_step(tmp_path, name):
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("model,T", [("cnn", 1), ("lstm", 3), ("peephole", 3)])
+@pytest.mark.slow
 def test_sgd_drives_loss_down(tmp_path, model, T):
     """A few hundred SGD steps (§3.3 solver) on a tiny separable HDF5 set."""
     cfg = small_cfg()
@@ -526,6 +528,7 @@ def test_sgd_drives_loss_down(tmp_path, model, T):
     assert last < 0.5 * first and last < 0.3
 
 
+@pytest.mark.slow
 def test_caffe_train_command_line(tmp_path):
     """`caffe train --solver` runs end to end from the folder the paths are relative to."""
     tool = Path(sys.executable).parent / "caffe"

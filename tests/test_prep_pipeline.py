@@ -52,6 +52,7 @@ def _combo_digest(d: Path) -> dict:
     return out
 
 
+@pytest.mark.slow
 def test_all_25_combinations_shapes_dtypes_labels(prep):
     out, rep = prep["out"], prep["report"]
     assert sorted(rep["built"]) == sorted(L.combo_name(s, T) for s in SCALES for T in TS)
@@ -80,6 +81,7 @@ def test_all_25_combinations_shapes_dtypes_labels(prep):
                 assert n_gen > 0
 
 
+@pytest.mark.slow
 def test_metadata_traces_each_sample_to_its_video(prep):
     out, root = prep["out"], prep["root"]
     videos = json.loads((out / "videos.json").read_text())
@@ -102,6 +104,7 @@ def test_metadata_traces_each_sample_to_its_video(prep):
         np.testing.assert_array_equal(x["data"][i], want)
 
 
+@pytest.mark.slow
 def test_list_files_and_fold_disjointness(prep):
     out = prep["out"]
     folds = prep["report"]["folds"]["folds"]
@@ -126,6 +129,7 @@ def test_list_files_and_fold_disjointness(prep):
         assert set(_read(lf["test"][0])["subject"].tolist()) <= test_subjects
 
 
+@pytest.mark.slow
 def test_rerun_does_nothing_in_seconds(prep, capsys):
     t = time.perf_counter()
     rep = pipeline.run(prep["cfg"], prep["root"], prep["out"], progress=False)
@@ -154,6 +158,7 @@ def _no_partial_visible(out: Path):
 
 
 @pytest.mark.parametrize("kill_at", ["detect:30", "stage:20", "shard:3", "combo:1"])
+@pytest.mark.slow
 def test_resume_after_sigkill_matches_uninterrupted(prep, tmp_path, kill_at):
     out = tmp_path / "out"
     sets = ["--set", "samples.scales=[1.8,2.6]", "--set", "samples.seq_lengths=[1,5]"]
@@ -193,6 +198,7 @@ def _link_tree(src: Path, dst: Path):
         q.symlink_to(p)
 
 
+@pytest.mark.slow
 def test_corrupt_zero_frame_truncated_and_faceless_videos(prep, tmp_path):
     root = tmp_path / "data"
     _link_tree(prep["root"], root)
@@ -261,6 +267,7 @@ def test_unwritable_output_is_a_clear_error(tmp_path):
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_disk_full_leaves_earlier_outputs_untouched(prep, tmp_path, monkeypatch):
     out = tmp_path / "out"
     base = [f"prep.cache_dir={prep['out'] / 'detections'}", "prep.workers=1",

@@ -10,6 +10,12 @@
 - ``auto`` (default): ``casia`` if every train subject is in CASIA_FOLDS, else ``stratified``.
 
 No subject is in two folds and no test subject is in any fold: ``check_folds`` asserts it.
+
+A fold that model selection uses (1..``folds.use``) but that holds no train subject, as
+the public folds leave with a partial CASIA-FASD copy, is an error here, before any
+training (``check_used_folds``). ``auto`` does not switch to ``stratified`` for it: that
+would silently replace the paper's protocol by another one, and ``stratified`` leaves
+folds empty too when there are fewer train subjects than ``folds.count``.
 """
 from __future__ import annotations
 
@@ -19,10 +25,12 @@ from data_prep import casia
 
 
 def assign_folds(train_subjects: dict[int, float], test_subjects, method: str, count: int,
-                 seed: int) -> tuple[list[tuple[int, ...]], str]:
+                 seed: int, use: int | None = None) -> tuple[list[tuple[int, ...]], str]:
     """Folds (tuples of subject numbers, fold k = index k-1) and the method used.
 
-    ``train_subjects``: subject -> fraction of its videos that are genuine.
+    ``train_subjects``: subject -> fraction of its videos that are genuine. ``use``: the
+    number of folds model selection uses (``folds.use``); when given, each of folds
+    1..use must hold a subject (``check_used_folds``).
     """
     subs = sorted(train_subjects)
     known = {s for f in casia.CASIA_FOLDS for s in f}
@@ -51,7 +59,28 @@ def assign_folds(train_subjects: dict[int, float], test_subjects, method: str, c
     else:
         raise ValueError(f"folds.method must be auto, casia or stratified, got {method!r}")
     check_folds(folds, subs, test_subjects)
+    if use is not None:
+        check_used_folds(folds, use, method, subs)
     return folds, method
+
+
+def check_used_folds(folds, use: int, method: str, train_subjects) -> None:
+    """ValueError naming every empty fold among 1..use and the config keys to change."""
+    empty = [k for k, f in enumerate(folds[:use], 1) if not f]
+    if not empty:
+        return
+    n = len(train_subjects)
+    subs = ", ".join(str(s) for s in sorted(train_subjects))
+    which = "fold " + str(empty[0]) if len(empty) == 1 else \
+        "folds " + ", ".join(str(k) for k in empty[:-1]) + f" and {empty[-1]}"
+    why = (f"the public CASIA-FASD folds (folds.method: auto or casia) place none of this "
+           f"data set's train subjects ({subs}) there" if method == "casia" else
+           f"{n} train subjects ({subs}) do not fill folds.count: {len(folds)} stratified folds")
+    raise ValueError(
+        f"{which} of {len(folds)} would have no train subject: {why}, and model selection "
+        f"validates on folds 1..{use} (folds.use: {use}). In your config, set "
+        f"folds.method: stratified with folds.count and folds.use at most {n}, "
+        f"or add the missing subjects to the data set.")
 
 
 def check_folds(folds, train_subjects, test_subjects) -> None:

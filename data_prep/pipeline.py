@@ -161,7 +161,8 @@ def run(cfg: dict, root, out, progress: bool = True, log=_log, only=None) -> dic
     if not train_subj:
         raise DatasetError("no usable train video: cannot make folds")
     folds, fold_method = folds_mod.assign_folds(train_subj, test_subj, cfg["folds"]["method"],
-                                                int(cfg["folds"]["count"]), int(cfg["seed"]))
+                                                int(cfg["folds"]["count"]), int(cfg["seed"]),
+                                                use=int(cfg["folds"]["use"]))
     fold_of = {s: k for k, f in enumerate(folds, 1) for s in f}
     for k, f in enumerate(folds, 1):
         if not f:

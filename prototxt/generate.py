@@ -36,6 +36,7 @@ solvers/ from configs/default.yaml; tests/test_nets.py checks they are byte-iden
 from __future__ import annotations
 
 import argparse
+import json
 import textwrap
 import os
 import sys
@@ -48,7 +49,7 @@ from google.protobuf import text_format
 
 REPO = Path(__file__).resolve().parent.parent
 MODELS = ("cnn", "lstm", "peephole")
-GATES = ("i", "f", "o", "g")  # Caffe's LSTM gate order in W_xc, b_c, W_hc (REFERENCE.md §3)
+GATES = ("i", "f", "o", "g")  # Caffe's LSTM gate order in W_xc, b_c, W_hc
 PEEPHOLE_GATES = ("i", "f", "o")  # Eq. 2-4 see c_{t-1}; g (Eq. 5) does not
 
 
@@ -276,7 +277,6 @@ def _finish(n, name, model, cfg_net) -> caffe_pb2.NetParameter:
 def data_layer(source, batch: int, shuffle: bool, seed: int, phase) -> caffe_pb2.LayerParameter:
     """The ``SequenceData`` Python layer (prototxt/data_layer.py) on one list file: with
     ``shuffle`` every minibatch is a seeded uniform draw over all samples of the list."""
-    import json
     lp = caffe_pb2.LayerParameter(name="data" if phase == caffe.TRAIN else "data_test",
                                   type="Python", top=["data", "label"])
     lp.include.add().phase = phase
@@ -335,8 +335,13 @@ def deploy_net(cfg: dict, model: str, T: int, batch: int | None = None) -> caffe
 # ---------------------------------------------------------------------------
 
 def solver_text(cfg: dict, model: str, T: int, net_path, snapshot_prefix, max_iter=None,
-                stepvalues=None, test_iter=None, test_interval=None, header: str = "") -> str:
-    """Solver prototxt with the paper's sentence behind each value as a comment."""
+                stepvalues=None, test_iter=None, test_interval=None, header: str = "",
+                stage: str | None = None) -> str:
+    """Solver prototxt with the paper's sentence behind each value as a comment.
+
+    ``stage``: the net state stage of both phases (``train_state``/``test_state``), which
+    picks one scale's data layers in a committed train/val net (``committed_train_val``).
+    """
     check_model(model, T)
     s = cfg["solver"]
     max_iter = s["max_iter"] if max_iter is None else max_iter
@@ -345,8 +350,12 @@ def solver_text(cfg: dict, model: str, T: int, net_path, snapshot_prefix, max_it
     test_interval = s["test_interval"] if test_interval is None else test_interval
     batch = s["batch_cnn"] if model == "cnn" else s["batch_lstm"]
     lines = [header.rstrip("\n")] if header else []
+    lines += [f'net: "{net_path}"']
+    if stage is not None:
+        lines += [f"# The net holds the data layers of every scale; stage \"{stage}\" picks this one's.",
+                  f'train_state {{ stage: "{stage}" }}',
+                  f'test_state {{ stage: "{stage}" }}']
     lines += [
-        f'net: "{net_path}"',
         "# §3.3 \"We use Stochastic Gradient Decent (SGD) with a momentum of 0.9\"",
         'type: "SGD"',
         f"momentum: {_num(s['momentum'])}",
@@ -469,35 +478,69 @@ def scale_dir(scale: float) -> str:
     return f"s{float(scale):.1f}"
 
 
+# The committed nets train and validate like fold 1 of model selection (§4.3): TRAIN on
+# the train subjects outside fold 1, TEST on fold 1's held-out train subjects. The test
+# subjects are never read by them.
+COMMITTED_LISTS = ("fold1_train", "fold1_val")
+
+
+def committed_train_val(cfg: dict, model: str, T: int) -> caffe_pb2.NetParameter:
+    """One train/val net for every scale of the config.
+
+    The scales differ only in the data layers' sources, so the net holds one
+    ``SequenceData`` pair (TRAIN, TEST) per scale, each included only under the net
+    state stage ``s<scale>``; the scale's solver sets that stage (``train_state`` and
+    ``test_state``), so exactly one pair is built. Without a stage no data layer is built.
+    """
+    prep = cfg["net"]["data_dir"]
+    proto = net_param(cfg, model, T, "", "")
+    templates, body = proto.layer[:2], list(proto.layer[2:])
+    del proto.layer[:]
+    for scale in cfg["samples"]["scales"]:
+        for which, template in zip(COMMITTED_LISTS, templates):
+            layer = proto.layer.add()
+            layer.CopyFrom(template)
+            param = json.loads(layer.python_param.param_str)
+            param["source"] = str(list_file(prep, scale, T, which))
+            layer.python_param.param_str = json.dumps(param)
+            layer.include[0].stage.append(scale_dir(scale))
+    proto.layer.extend(body)
+    return proto
+
+
 def write_committed(cfg: dict, root=REPO, source: str = "configs/default.yaml") -> list[Path]:
-    """prototxt/deploy/<name>.prototxt, prototxt/<s>/<name>_train_val.prototxt and
-    solvers/<s>/<name>_solver.prototxt for every model, T and scale of the config.
+    """prototxt/deploy/<name>.prototxt, prototxt/<name>_train_val.prototxt (every scale in
+    one net, ``committed_train_val``) and solvers/<s>/<name>_solver.prototxt (one per
+    scale, picking its scale by stage) for every model and T of the config.
 
     Paths inside are relative to the repository root, where ``caffe train`` runs;
     snapshots go to solver.snapshot_dir, a folder kept in git by its .gitignore.
     """
     root = Path(root)
-    prep = cfg["net"]["data_dir"]
     written = []
     for model, T in committed_models(cfg):
         name = model_name(model, T)
         written.append(write_net(root / "prototxt" / "deploy" / f"{name}.prototxt",
                                  deploy_net(cfg, model, T),
                                  net_header(model, T, "Deploy net", source)))
+        tv_rel = f"prototxt/{name}_train_val.prototxt"
+        scales = ", ".join(f"{float(s):.1f}" for s in cfg["samples"]["scales"])
+        how = (f"Every scale in one net: the data layers of scale S are built under the net "
+               f"state stage \"sS\", which solvers/sS/{name}_solver.prototxt sets "
+               f"(train_state, test_state); scales: {scales}. TRAIN: the train subjects "
+               f"outside fold 1; TEST: fold 1's train subjects, the validation of model "
+               f"selection's fold 1. The test subjects are never read.")
+        written.append(write_net(
+            root / tv_rel, committed_train_val(cfg, model, T),
+            net_header(model, T, "Train/val net", source)
+            + "".join("# " + w + "\n" for w in textwrap.wrap(how, 86))))
         for scale in cfg["samples"]["scales"]:
             sd = scale_dir(scale)
-            tv_rel = f"prototxt/{sd}/{name}_train_val.prototxt"
-            written.append(write_net(
-                root / tv_rel,
-                net_param(cfg, model, T, list_file(prep, scale, T, "train"),
-                          list_file(prep, scale, T, "test")),
-                net_header(model, T, f"Train/val net (scale {float(scale):.1f}; TRAIN: all train "
-                           f"subjects, TEST: the test subjects, for monitoring only)", source)))
             written.append(write_text(
                 root / "solvers" / sd / f"{name}_solver.prototxt",
                 solver_text(cfg, model, T, tv_rel,
                             f"{cfg['solver']['snapshot_dir']}/{name}_{sd}",
-                            header=_solver_header(model, T, source))))
+                            header=_solver_header(model, T, source), stage=sd)))
     return written
 
 

@@ -7,8 +7,38 @@ import pytest
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "slow: takes minutes (live daemons, whole pipelines); "
-                            "deselect with -m 'not slow'")
+    config.addinivalue_line("markers", "slow: trains, runs Caffe on real nets, generates the "
+                            "synthetic set or starts daemons; `make test-fast` deselects them "
+                            "(-m 'not slow')")
+    config.addinivalue_line("markers", "caffe: needs pycaffe and the caffe tool of `make setup`; "
+                            "skipped with the reason when pycaffe is not importable")
+
+
+def _caffe_missing() -> str | None:
+    """Why pycaffe cannot be used here, or None."""
+    try:
+        import caffe  # noqa: F401
+    except ImportError as e:
+        return f"pycaffe is not importable ({e}): run `make setup`"
+    return None
+
+
+# Session fixtures that generate the synthetic set or train models: minutes on 2 cores.
+HEAVY_FIXTURES = ("synth_mini", "tiny_run")
+
+
+def pytest_collection_modifyitems(config, items):
+    unmarked = [f"{item.nodeid} (uses {', '.join(f for f in HEAVY_FIXTURES if f in item.fixturenames)})"
+                for item in items if not item.get_closest_marker("slow")
+                and any(f in item.fixturenames for f in HEAVY_FIXTURES)]
+    if unmarked:
+        raise pytest.UsageError("tests that use a heavy fixture must be marked slow, so that "
+                                "`make test-fast` stays fast: " + "; ".join(unmarked))
+    needs = [item for item in items if item.get_closest_marker("caffe")]
+    reason = _caffe_missing() if needs else None
+    if reason:
+        for item in needs:
+            item.add_marker(pytest.mark.skip(reason=reason))
 
 
 @pytest.fixture(scope="session")
@@ -29,7 +59,11 @@ def tiny_run(tmp_path_factory, synth_mini) -> Path:
     iterations, 2 folds): ``experiments/{cnn_T1_s1.8,peephole_T3_s1.8,lstm_T3_s1.8}/full``,
     each with deploy.prototxt, model.caffemodel, threshold.json and DONE, and ``prep/``.
     Their scores mean nothing; they exist to exercise code that loads and runs trained
-    models. Built once per session through the command lines (about 1.5 min on 2 cores)."""
+    models. Built once per session through the command lines (about 1.5 min on 2 cores).
+    Every test that uses it is skipped, with the reason, when pycaffe is missing."""
+    reason = _caffe_missing()
+    if reason:
+        pytest.skip(reason)
     import os
     import subprocess
     import sys

@@ -183,7 +183,7 @@ EXPECTED_CNN = {  # 128x128 input; Caffe rounds pooling up: 126 -> 63 -> 61 -> 3
 
 
 def test_cnn_shapes_and_fc1000_count():
-    """§4.2 at 128x128: FC 1000 has 96*31*31*1000 weights (REFERENCE.md §1)."""
+    """§4.2 at 128x128: FC 1000 has 96*31*31*1000 weights."""
     net = caffe.Net(str(REPO / "prototxt/deploy/cnn.prototxt"), caffe.TEST)
     for lname, shape in EXPECTED_CNN.items():
         assert net.params[lname][0].data.shape == shape, lname
@@ -431,10 +431,14 @@ def test_regeneration_is_byte_identical(tmp_path):
 
 
 def test_committed_solvers_run_from_the_repo_root():
-    """Every path in a committed solver resolves from the repository root."""
+    """Every path in a committed solver resolves from the repository root, and its stage
+    builds exactly its scale's data layers: fold 1's training and validation lists of the
+    train subjects, never the test set."""
     cfg = load_config()
     solvers = sorted((REPO / "solvers").rglob("*_solver.prototxt"))
     assert len(solvers) == len(G.committed_models(cfg)) * len(cfg["samples"]["scales"])
+    nets = sorted((REPO / "prototxt").glob("*_train_val.prototxt"))
+    assert len(nets) == len(G.committed_models(cfg))       # one net per model and T
     tracked = subprocess.run(["git", "ls-files", "solvers/snapshots"], cwd=REPO,
                              capture_output=True, text=True).stdout
     assert "solvers/snapshots/.gitignore" in tracked  # the snapshot folder exists in a checkout
@@ -446,16 +450,23 @@ def test_committed_solvers_run_from_the_repo_root():
         assert sp.momentum == pytest.approx(0.9) and sp.base_lr == pytest.approx(0.001)
         assert sp.weight_decay == pytest.approx(0.01) and sp.gamma == pytest.approx(0.1)
         assert sp.random_seed == cfg["seed"] and sp.type == "SGD"
+        scale = path.parent.name[1:]
+        T = int(re.search(r"_T(\d)_", path.name).group(1)) if "_T" in path.name else 1
+        assert list(sp.train_state.stage) == [f"s{scale}"]
+        assert [list(t.stage) for t in sp.test_state] == [[f"s{scale}"]]
         net = caffe_pb2.NetParameter()
         text_format.Merge((REPO / sp.net).read_text(), net)
-        scale, T = re.search(r"s(\d\.\d)/(?:cnn|\w+_T(\d))", sp.net).groups()
-        T = int(T or 1)
-        data = [json.loads(l.python_param.param_str) for l in net.layer if l.type == "Python"]
-        assert [l.python_param.layer for l in net.layer if l.type == "Python"] == ["SequenceData"] * 2
+        built = [l for l in net.layer if not l.include or all(
+            not r.stage or set(r.stage) <= {f"s{scale}"} for r in l.include)]
+        data = [json.loads(l.python_param.param_str) for l in built if l.type == "Python"]
+        assert [l.python_param.layer for l in built if l.type == "Python"] == ["SequenceData"] * 2
         assert [d["source"] for d in data] == [
-            f"data/prep/s{scale}_T{T}/train.txt", f"data/prep/s{scale}_T{T}/test.txt"]
+            f"data/prep/s{scale}_T{T}/fold1_train.txt", f"data/prep/s{scale}_T{T}/fold1_val.txt"]
         assert [d["shuffle"] for d in data] == [True, False]
         assert data[0]["batch_size"] == (100 if T == 1 else 32) and data[0]["seed"] == cfg["seed"]
+        every = [json.loads(l.python_param.param_str)["source"] for l in net.layer
+                 if l.type == "Python"]
+        assert not [x for x in every if x.endswith("/test.txt")], "a committed net reads the test set"
 
 
 def _tiny_sources(proto, lst):
@@ -468,14 +479,17 @@ def _tiny_sources(proto, lst):
 
 
 @pytest.mark.parametrize("name", ["cnn", "lstm_T3", "lstm_T9", "peephole_T3", "peephole_T9"])
+@pytest.mark.slow
 def test_committed_nets_load_and_step(tmp_path, name):
     """Committed 128x128 train_val (both phases, batch 1) and deploy nets load and run."""
     T = 1 if name == "cnn" else int(name.split("_T")[1])
     lst = separable_set(tmp_path, 2, T, 128, seed=5)
     proto = caffe_pb2.NetParameter()
-    text_format.Merge((REPO / f"prototxt/s1.8/{name}_train_val.prototxt").read_text(), proto)
+    text_format.Merge((REPO / f"prototxt/{name}_train_val.prototxt").read_text(), proto)
     for phase in (caffe.TRAIN, caffe.TEST):
-        net = load(_tiny_sources(proto, lst), tmp_path, f"{name}_{phase}", phase)
+        path = tmp_path / f"{name}_{phase}.prototxt"
+        path.write_text(text_format.MessageToString(_tiny_sources(proto, lst)))
+        net = caffe.Net(str(path), phase, stages=["s1.8"])       # what solvers/s1.8/ sets
         out = net.forward()
         assert np.isfinite(out["loss"])
         if phase == caffe.TRAIN:
@@ -494,6 +508,7 @@ def test_committed_nets_load_and_step(tmp_path, name):
 # ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("model,T", [("cnn", 1), ("lstm", 3), ("peephole", 3)])
+@pytest.mark.slow
 def test_sgd_drives_loss_down(tmp_path, model, T):
     """A few hundred SGD steps (§3.3 solver) on a tiny separable HDF5 set."""
     cfg = small_cfg()
@@ -513,6 +528,7 @@ def test_sgd_drives_loss_down(tmp_path, model, T):
     assert last < 0.5 * first and last < 0.3
 
 
+@pytest.mark.slow
 def test_caffe_train_command_line(tmp_path):
     """`caffe train --solver` runs end to end from the folder the paths are relative to."""
     tool = Path(sys.executable).parent / "caffe"
@@ -533,4 +549,39 @@ def test_caffe_train_command_line(tmp_path):
                          env=dict(os.environ, GLOG_minloglevel="0"))
     assert res.returncode == 0, res.stderr[-3000:]
     assert (tmp_path / "snapshots/lstm_T3_iter_20.caffemodel").is_file()
+    assert "Test net output #0: accuracy" in res.stderr
+
+
+@pytest.mark.slow
+def test_committed_solver_picks_its_scale_with_caffe_train(tmp_path):
+    """`caffe train --solver solvers/s1.8/cnn_solver.prototxt`, as committed but for two
+    iterations at batch 2, from a folder laid out like the repository root with only
+    scale 1.8's fold-1 lists present: the solver's stage builds that scale's data layers
+    (another scale's would be missing files), and the TEST phase reads fold 1's list."""
+    tool = Path(sys.executable).parent / "caffe"
+    if not tool.is_file():
+        pytest.skip(f"no caffe command-line tool next to {sys.executable}")
+    for which, seed in (("fold1_train", 11), ("fold1_val", 12)):
+        lst = separable_set(tmp_path / "sets" / which, 4, 1, 128, seed=seed)
+        dst = tmp_path / "data/prep/s1.8_T1" / f"{which}.txt"
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        dst.write_text(lst.read_text())
+    solver = (REPO / "solvers/s1.8/cnn_solver.prototxt").read_text()
+    solver = re.sub(r"(?m)^max_iter: \d+", "max_iter: 2", solver)
+    solver = re.sub(r"(?m)^test_iter: \d+", "test_iter: 1", solver)
+    solver = re.sub(r"(?m)^test_interval: \d+", "test_interval: 1", solver)
+    solver += "snapshot_after_train: false\n"
+    (tmp_path / "solvers/s1.8").mkdir(parents=True)
+    (tmp_path / "solvers/snapshots").mkdir()
+    (tmp_path / "solvers/s1.8/cnn_solver.prototxt").write_text(solver)
+    net = (REPO / "prototxt/cnn_train_val.prototxt").read_text()
+    (tmp_path / "prototxt").mkdir()
+    (tmp_path / "prototxt/cnn_train_val.prototxt").write_text(
+        net.replace('\\"batch_size\\": 100', '\\"batch_size\\": 2'))
+    res = subprocess.run([str(tool), "train", "--solver", "solvers/s1.8/cnn_solver.prototxt"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=300,
+                         env=dict(os.environ, GLOG_minloglevel="0"))
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "data/prep/s1.8_T1/fold1_val.txt" in res.stderr
+    assert "s1.0_T1" not in res.stderr and "test.txt" not in res.stderr
     assert "Test net output #0: accuracy" in res.stderr

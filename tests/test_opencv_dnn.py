@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.slow      # every test runs the session's trained tiny models
+
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("cnn_T1_s1.8", "peephole_T3_s1.8", "lstm_T3_s1.8")
 

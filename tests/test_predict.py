@@ -37,6 +37,7 @@ def _predict(*args):
 
 
 @pytest.mark.parametrize("name", ["cnn_T1_s1.8", "peephole_T3_s1.8"])
+@pytest.mark.slow
 def test_samples_equal_the_prepared_hdf5(tiny_run, synth_mini, name):
     """predict's detection + windows + crops give byte-identical samples to data_prep's."""
     model = P.load_model(_model_dir(tiny_run, name))
@@ -59,6 +60,7 @@ def test_samples_equal_the_prepared_hdf5(tiny_run, synth_mini, name):
     assert checked >= 3
 
 
+@pytest.mark.slow
 def test_score_video_batches_and_decision(tiny_run, synth_mini):
     model = P.load_model(_model_dir(tiny_run))
     video = synth_mini / "test_release" / "1" / "HR_1.avi"
@@ -78,6 +80,7 @@ def test_score_video_batches_and_decision(tiny_run, synth_mini):
 
 
 @pytest.mark.parametrize("name", MODELS)
+@pytest.mark.slow
 def test_opencv_backend_matches_caffe(tiny_run, synth_mini, name):
     model = P.load_model(_model_dir(tiny_run, name))
     video = synth_mini / "test_release" / "2" / "3.avi"
@@ -87,6 +90,7 @@ def test_opencv_backend_matches_caffe(tiny_run, synth_mini, name):
     np.testing.assert_allclose(a.scores, b.scores, atol=1e-4, rtol=0)
 
 
+@pytest.mark.slow
 def test_cli_text_json_and_annotate(tiny_run, synth_mini, tmp_path):
     d = _model_dir(tiny_run, "peephole_T3_s1.8")
     video = synth_mini / "test_release" / "1" / "1.avi"
@@ -142,6 +146,7 @@ def bad_inputs(tmp_path_factory, tiny_run):
     ("nomodel", P.EXIT_MODEL, "model folder not found"),
     ("usage", P.EXIT_USAGE, "--model"),
 ])
+@pytest.mark.slow
 def test_bad_input_exit_codes(bad_inputs, tiny_run, synth_mini, case, code, words):
     good_video = synth_mini / "test_release" / "1" / "1.avi"
     good_model = _model_dir(tiny_run)

@@ -113,6 +113,28 @@ def test_stratified_folds_deterministic_balanced_disjoint():
     assert folds.assign_folds(frac, (), "auto", 5, 7)[1] == "stratified"   # 21..23 not in CASIA folds
 
 
+def test_partial_copy_with_empty_used_folds_is_refused():
+    """Train subjects 1-4 only: the public folds leave folds 1 and 2 empty. With folds.use 5
+    that is an error naming the folds and the keys; folds not in use may stay empty."""
+    four = {s: 0.25 for s in (1, 2, 3, 4)}
+    with pytest.raises(ValueError) as e:
+        folds.assign_folds(four, (1, 2), "auto", 5, 1, use=5)
+    msg = str(e.value)
+    assert "folds 1 and 2 of 5" in msg and "folds.method: stratified" in msg
+    assert "folds.use: 5" in msg and "at most 4" in msg and "1, 2, 3, 4" in msg
+    f, m = folds.assign_folds(four, (1, 2), "auto", 5, 1)            # no use given: no check
+    assert m == "casia" and f[0] == () and f[1] == ()
+    # what the message asks for works: stratified, 4 folds, all used
+    f, m = folds.assign_folds(four, (1, 2), "stratified", 4, 1, use=4)
+    assert m == "stratified" and all(f)
+    # stratified with more folds than subjects is refused too, by the same rule
+    with pytest.raises(ValueError, match="fold 5 of 5 would have no train subject"):
+        folds.assign_folds(four, (1, 2), "stratified", 5, 1, use=5)
+    # an empty fold outside 1..use is no error (subjects 10 and 8: folds 1 and 2 only)
+    f, _ = folds.assign_folds({10: 0.25, 8: 0.25}, (1,), "auto", 5, 1, use=2)
+    assert f == [(10,), (8,), (), (), ()]
+
+
 def test_check_folds_catches_overlap_and_gaps():
     with pytest.raises(AssertionError, match="fold 1 and fold 2"):
         folds.check_folds([(1, 2), (2, 3)], [1, 2, 3], [])

@@ -55,6 +55,7 @@ def _net(tmp_path, source, batch, layer):
 
 @pytest.mark.parametrize("layer", ["SequenceData", "HDF5Data"])
 @pytest.mark.parametrize("T,which", [(1, "test"), (5, "fold1_val"), (5, "train")])
+@pytest.mark.slow
 def test_caffe_reads_list_file(small_prep, tmp_path, T, which, layer, monkeypatch):
     lf = L.list_file(small_prep, 1.8, T, which)
     shards = L.read_list(lf)

@@ -52,6 +52,7 @@ def _combo_digest(d: Path) -> dict:
     return out
 
 
+@pytest.mark.slow
 def test_all_25_combinations_shapes_dtypes_labels(prep):
     out, rep = prep["out"], prep["report"]
     assert sorted(rep["built"]) == sorted(L.combo_name(s, T) for s in SCALES for T in TS)
@@ -80,6 +81,7 @@ def test_all_25_combinations_shapes_dtypes_labels(prep):
                 assert n_gen > 0
 
 
+@pytest.mark.slow
 def test_metadata_traces_each_sample_to_its_video(prep):
     out, root = prep["out"], prep["root"]
     videos = json.loads((out / "videos.json").read_text())
@@ -102,6 +104,7 @@ def test_metadata_traces_each_sample_to_its_video(prep):
         np.testing.assert_array_equal(x["data"][i], want)
 
 
+@pytest.mark.slow
 def test_list_files_and_fold_disjointness(prep):
     out = prep["out"]
     folds = prep["report"]["folds"]["folds"]
@@ -126,6 +129,7 @@ def test_list_files_and_fold_disjointness(prep):
         assert set(_read(lf["test"][0])["subject"].tolist()) <= test_subjects
 
 
+@pytest.mark.slow
 def test_rerun_does_nothing_in_seconds(prep, capsys):
     t = time.perf_counter()
     rep = pipeline.run(prep["cfg"], prep["root"], prep["out"], progress=False)
@@ -154,6 +158,7 @@ def _no_partial_visible(out: Path):
 
 
 @pytest.mark.parametrize("kill_at", ["detect:30", "stage:20", "shard:3", "combo:1"])
+@pytest.mark.slow
 def test_resume_after_sigkill_matches_uninterrupted(prep, tmp_path, kill_at):
     out = tmp_path / "out"
     sets = ["--set", "samples.scales=[1.8,2.6]", "--set", "samples.seq_lengths=[1,5]"]
@@ -193,6 +198,7 @@ def _link_tree(src: Path, dst: Path):
         q.symlink_to(p)
 
 
+@pytest.mark.slow
 def test_corrupt_zero_frame_truncated_and_faceless_videos(prep, tmp_path):
     root = tmp_path / "data"
     _link_tree(prep["root"], root)
@@ -261,6 +267,7 @@ def test_unwritable_output_is_a_clear_error(tmp_path):
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.slow
 def test_disk_full_leaves_earlier_outputs_untouched(prep, tmp_path, monkeypatch):
     out = tmp_path / "out"
     base = [f"prep.cache_dir={prep['out'] / 'detections'}", "prep.workers=1",
@@ -280,3 +287,28 @@ def test_disk_full_leaves_earlier_outputs_untouched(prep, tmp_path, monkeypatch)
     assert _combo_digest(out / "s1.8_T1") == before
     assert not (out / "s2.2_T1").exists()
     assert not [p for p in out.rglob("*") if ".tmp" in p.name]
+
+
+@pytest.mark.slow
+def test_partial_copy_with_empty_folds_stops_before_any_shard(synth_mini, tmp_path):
+    """A copy with train subjects 1, 2 and 4 only: the public folds leave folds 1 and 2
+    (subjects 10 and 8 in the mini set) empty. Preparation stops with one message naming
+    them and the keys to change, before writing any sample, so nothing is trained on it."""
+    root = tmp_path / "partial"
+    for split, subs in (("train_release", ("1", "2", "4")), ("test_release", ("1",))):
+        for s in subs:
+            (root / split / s).mkdir(parents=True)
+            for v in (Path(synth_mini) / split / s).glob("*.avi"):
+                (root / split / s / v.name).symlink_to(v)
+    out = tmp_path / "out"
+    r = _run_cli(["--dataset", str(root), "--out", str(out), "--only", "1.8:1"])
+    assert r.returncode == 2, r.stderr[-2000:]
+    assert "folds 1 and 2 of 5 would have no train subject" in r.stderr
+    assert "folds.method: stratified" in r.stderr and "Traceback" not in r.stderr
+    assert not list(out.glob("s*_T*/*.h5")) and not (out / "s1.8_T1").exists()
+    # what the message says to do works
+    r = _run_cli(["--dataset", str(root), "--out", str(out), "--only", "1.8:1",
+                  "--set", "folds.method=stratified", "--set", "folds.count=3",
+                  "--set", "folds.use=3"])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert all((out / "s1.8_T1" / f"fold{k}_val.txt").read_text().split() for k in (1, 2, 3))

@@ -1,4 +1,4 @@
-"""Issue 2: the environment `make setup` builds. Real Caffe, no mocks."""
+"""The environment `make setup` builds. Real Caffe, no mocks."""
 import os
 import shutil
 import subprocess
@@ -11,6 +11,7 @@ VENV_PY = ROOT / ".venv" / "bin" / "python"
 CAFFE_BIN = ROOT / ".venv" / "bin" / "caffe"
 
 
+@pytest.mark.caffe
 def test_pycaffe_imports_from_any_folder(tmp_path):
     # No PYTHONPATH: the .pth file written by setup must be enough.
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
@@ -20,6 +21,8 @@ def test_pycaffe_imports_from_any_folder(tmp_path):
     assert out.stdout.strip() == "['HDF5Data', 'LSTM', 'Python']"
 
 
+@pytest.mark.caffe
+@pytest.mark.slow
 def test_caffe_cli_trains_a_tiny_solver(tmp_path):
     """`caffe train --solver` works from the command line on a solver written here."""
     import h5py

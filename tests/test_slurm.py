@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.caffe      # the tasks train with Caffe; make runs `make setup` first
+
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
 LOCAL = ROOT / "scripts" / "slurm_local.sh"
@@ -116,6 +118,7 @@ def plain_run(tiny_run, synth_mini, tmp_path_factory) -> Path:
     return run
 
 
+@pytest.mark.slow
 def test_dry_run_writes_scripts_for_a_gpu_cluster(synth_mini, tmp_path):
     """No scheduler needed: the scripts and sbatch commands for SLURM_GRES=gpu:1."""
     run = tmp_path / "run"

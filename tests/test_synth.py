@@ -23,6 +23,7 @@ def _frames(path):
     return list(read_frames(path))
 
 
+@pytest.mark.slow
 def test_layout_is_casia(synth_mini, mini_params):
     for split, folder in casia.SPLITS.items():
         subjects = sorted(int(p.name) for p in (synth_mini / folder).iterdir())
@@ -34,6 +35,7 @@ def test_layout_is_casia(synth_mini, mini_params):
     assert top == sorted(["test_release", "train_release", synth.MANIFEST])
 
 
+@pytest.mark.slow
 def test_frame_sizes_and_counts(synth_mini, mini_params):
     sizes = {}
     for st, info in casia.STEMS.items():
@@ -54,6 +56,7 @@ def test_frame_sizes_and_counts(synth_mini, mini_params):
     assert h > w                                                     # even stems portrait
 
 
+@pytest.mark.slow
 def test_viola_jones_finds_faces(synth_mini):
     """>= 90% of frames of every class (and every quality) hold a default-cascade face."""
     casc = synth._cascade()
@@ -71,6 +74,7 @@ def test_viola_jones_finds_faces(synth_mini):
     assert min(rates.values()) >= 0.90, rates
 
 
+@pytest.mark.slow
 def test_same_seed_same_bytes(synth_mini, mini_params, tmp_path):
     man = json.loads((synth_mini / synth.MANIFEST).read_text())
     for st in casia.STEMS:                    # all 12 classes/qualities of one subject, again
@@ -79,6 +83,7 @@ def test_same_seed_same_bytes(synth_mini, mini_params, tmp_path):
         assert (tmp_path / rel).read_bytes() == (synth_mini / rel).read_bytes()
 
 
+@pytest.mark.slow
 def test_other_seed_other_bytes(synth_mini, mini_params, tmp_path):
     other = dict(mini_params, seed=mini_params["seed"] + 1)
     rel, digest = synth.render_video((other, str(tmp_path), "train", 1, "1"))
@@ -91,6 +96,7 @@ def test_subjects_have_distinct_real_faces():
     assert all(0 <= i < synth.N_LFW_FACES for i in faces.values())   # lfw_subset faces only
 
 
+@pytest.mark.slow
 def test_rerun_skips_and_refuses_other_params(synth_mini, mini_params):
     before = (synth_mini / synth.MANIFEST).read_text()
     t0 = time.time()
@@ -120,6 +126,7 @@ def test_live_face_blinks_print_does_not(mini_params):
     assert max(still.blink(t) for t in ts) == 0.0
 
 
+@pytest.mark.slow
 def test_index_reads_the_tree_like_casia(synth_mini, mini_params):
     """The data-prep loader walks the synthetic tree with its CASIA-FASD code path."""
     from data_prep import index

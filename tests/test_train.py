@@ -1,4 +1,4 @@
-"""Issue 7: training, model selection, resume, NaN guard and the make targets, on the
+"""Training, model selection, resume, NaN guard and the make targets, on the
 tiny config (tests/configs/tiny.yaml) and the mini synthetic set. Real Caffe throughout."""
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+pytestmark = pytest.mark.slow      # every test trains (the tiny config) or runs make on trained runs
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"

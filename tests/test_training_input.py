@@ -36,6 +36,7 @@ def _train_val(tmp_path, prep, model, T, which, batch):
 @pytest.mark.parametrize("model,T,batch", [("cnn", 1, 16), ("cnn", 1, 100), ("peephole", 3, 8),
                                            ("peephole", 3, 32)])
 @pytest.mark.parametrize("which", ["fold1_train", "train"])
+@pytest.mark.slow
 def test_minibatches_mix_all_training_subjects(tiny_run, tmp_path, model, T, batch, which):
     """Over 1,000 consecutive batches of the experiment's own TRAIN data layer: distinct
     subjects per batch >= 90 % of an i.i.d. draw, no run of > 2 batches from one fold.
@@ -57,6 +58,7 @@ def _digest(x) -> str:
 
 
 @pytest.mark.parametrize("T", [1, 3])
+@pytest.mark.slow
 def test_one_epoch_is_exactly_the_prepared_samples(tiny_run, tmp_path, T):
     """The layer's first epoch holds every sample of the list once, byte for byte with its
     label: the multiset equals the shards' and what Caffe's HDF5Data delivers."""
@@ -98,6 +100,7 @@ def test_batch_order_is_a_function_of_seed_and_iteration():
     np.testing.assert_array_equal(batch_indices(10, 4, 3, 5, False), [2, 3, 4, 5])
 
 
+@pytest.mark.slow
 def test_moved_run_folder_trains(tiny_run, tmp_path):
     """Prepared data and experiments keep working after the run folder is moved."""
     a, b = tmp_path / "a" / "run", tmp_path / "b" / "moved"
@@ -128,6 +131,7 @@ def test_table_targets_prepare_only_what_they_train(tmp_path):
     assert "--only 1.8:7 2.6:1" in out.stdout
 
 
+@pytest.mark.slow
 def test_prep_only_builds_the_requested_combinations(synth_mini, tmp_path):
     from data_prep import pipeline
     cfg = load_config(str(TINY))

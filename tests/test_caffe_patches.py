@@ -25,8 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PATCHED = (ROOT / ".venv" / "caffe-prefix").resolve()
 TOL = 1e-5
 
-pytestmark = pytest.mark.skipif(not (PATCHED / "BUILD_FLAGS").exists(),
-                                reason="no Caffe build in .venv (run make setup)")
+pytestmark = [pytest.mark.skipif(not (PATCHED / "BUILD_FLAGS").exists(),
+                                 reason="no Caffe build in .venv (run make setup)")]
+slow = pytest.mark.slow   # runs Caffe's three nets for 50 SGD steps under two builds
 
 
 @pytest.fixture(scope="module")
@@ -46,6 +47,7 @@ def dumps(tmp_path_factory):
     return out
 
 
+@pytest.mark.caffe
 def test_patched_build_uses_openmp_and_the_openmp_blas():
     lib = next((PATCHED / "lib").glob("libcaffe.so*"))
     ldd = subprocess.run(["ldd", str(lib)], capture_output=True, text=True).stdout
@@ -53,6 +55,7 @@ def test_patched_build_uses_openmp_and_the_openmp_blas():
     assert "openblas-openmp" in ldd, ldd
 
 
+@slow
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("model", [m for m, _ in C.NETS])
 def test_results_unchanged_within_1e_5(dumps, model, threads):
@@ -67,6 +70,7 @@ def test_results_unchanged_within_1e_5(dumps, model, threads):
     assert fwd and max(fwd) == 0.0
 
 
+@slow
 def test_sgd_moved_the_weights(dumps):
     """The gradients and the 50 steps are not a no-op (else "unchanged" says nothing)."""
     ref = dumps["ref", 2]

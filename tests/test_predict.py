@@ -190,6 +190,7 @@ def test_iter_samples_stream_matches_direct_crops():
         list(samples.iter_samples(iter(frames[:5]), wins, 3, 1.8, 16))
 
 
+@pytest.mark.slow
 def test_tracking_detection_finds_the_same_faces_within_12_percent(tmp_path, synth_mini):
     """predict's default detection (--detect track) searches near the previous frame's face:
     on a 640x480 MJPG video of a moving face and on every test video of the mini set, it

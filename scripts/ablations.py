@@ -19,7 +19,7 @@ the first point at least 5 % below the class-prior loss -- the loss of a net tha
 learnt nothing -- and the lowest validation loss) and ablations.png (the curves, up to ``--iters``).
 Interrupted runs resume (each is an ordinary experiment folder); finished ones are kept.
 
-    python -m scripts.ablations [--experiment peephole_T7_s1.8/fold1] [--iters 600]
+    python -m scripts.ablations [--experiment peephole_T7_s1.8/fold1] [--iters 400]
         [--variants paper,wd_0.0005,...] [--base-run runs/synth-paper-check] [--out DIR]
 """
 from __future__ import annotations
@@ -99,7 +99,7 @@ def write_report(results: dict[str, dict], out: Path, experiment: str, iters: in
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--experiment", default="peephole_T7_s1.8/fold1")
-    ap.add_argument("--iters", type=int, default=600)
+    ap.add_argument("--iters", type=int, default=400)
     ap.add_argument("--variants", default=None,
                     help="comma-separated (default: all for an LSTM-CNN; paper,demo_solver for the "
                          "CNN, which reached its lowest validation loss with the paper's solver)")

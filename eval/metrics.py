@@ -1,4 +1,4 @@
-"""Error rates with bob.measure's names and semantics (REFERENCE.md §5), plain numpy.
+"""Error rates with bob.measure's names and semantics, plain numpy.
 
 Conventions, the same as bob.measure:
 

@@ -1,4 +1,4 @@
-"""CASIA-FASD's 7 test protocols (Zhang et al., ICB 2012; REFERENCE.md §2).
+"""CASIA-FASD's 7 test protocols (Zhang et al., ICB 2012).
 
 * ``overall``: every video.
 * quality-wise ``low``, ``normal``, ``high``: genuine and attack videos of that

@@ -24,7 +24,8 @@ import numpy as np
 import yaml
 
 from data_prep import detect, samples
-from scripts import experiments as X
+from configs import grammar
+from configs.errors import UserError
 
 # Exit codes of ``python -m scripts.predict`` (one per kind of bad input).
 EXIT_OK = 0
@@ -36,18 +37,18 @@ EXIT_MODEL = 6          # the model folder is not a finished experiment
 EXIT_BACKEND = 7        # the chosen backend cannot load (e.g. Caffe not importable)
 
 
-class PredictError(Exception):
-    """Bad input; ``code`` is the exit code, the message says what to do."""
+class PredictError(UserError):
+    """Bad input; ``code`` (= ``exit_code``) is the exit code, the message says what to do."""
 
     def __init__(self, code: int, message: str):
         super().__init__(message)
-        self.code = code
+        self.code = self.exit_code = code
 
 
 @dataclass
 class Model:
     dir: Path
-    exp: X.Experiment
+    exp: grammar.Experiment
     cfg: dict
     threshold: float
     threshold_rule: str
@@ -87,7 +88,7 @@ def load_model(path) -> Model:
     if (d / "full").is_dir() and not (d / "DONE").exists():
         d = d / "full"
     try:
-        exp = X.parse(f"{d.parent.name}/{d.name}")
+        exp = grammar.parse(f"{d.parent.name}/{d.name}")
     except ValueError:
         raise PredictError(EXIT_MODEL, f"{d}: not an experiment folder (expected "
                                        f"RUN/experiments/<model>_T<T>_s<scale>/full)") from None
@@ -120,7 +121,7 @@ def load_model(path) -> Model:
 class CaffeScorer:
     def __init__(self, model: Model):
         try:
-            from scripts.trainer import caffe_mode
+            from scripts.caffe_io import caffe_mode
             caffe = caffe_mode(None)
         except ImportError as e:
             raise PredictError(EXIT_BACKEND, f"cannot import Caffe ({e}); use --backend opencv, "
@@ -128,7 +129,7 @@ class CaffeScorer:
         self.net = caffe.Net(str(model.deploy), str(model.weights), caffe.TEST)
 
     def __call__(self, data: np.ndarray) -> np.ndarray:
-        from scripts.trainer import genuine_prob
+        from scripts.caffe_io import genuine_prob
         self.net.blobs["data"].reshape(*data.shape)
         self.net.reshape()
         self.net.blobs["data"].data[...] = data

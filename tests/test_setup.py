@@ -1,4 +1,4 @@
-"""Issue 2: the environment `make setup` builds. Real Caffe, no mocks."""
+"""The environment `make setup` builds. Real Caffe, no mocks."""
 import os
 import shutil
 import subprocess

@@ -1,4 +1,4 @@
-"""Issue 7: training, model selection, resume, NaN guard and the make targets, on the
+"""Training, model selection, resume, NaN guard and the make targets, on the
 tiny config (tests/configs/tiny.yaml) and the mini synthetic set. Real Caffe throughout."""
 from __future__ import annotations
 

@@ -112,6 +112,14 @@ def save(sel: dict, path: Path) -> None:
     write_json_atomic(path, sel)
 
 
+VIDEO_RULE = ("eer_threshold of the validation videos' mean p(genuine) (fold models at the "
+              "selected iteration, pooled)")
+
+
 def threshold_record(sel: dict) -> dict:
-    """What full/threshold.json holds: the selected validation threshold and its rule."""
-    return {"threshold": sel["threshold"], "rule": sel["threshold_rule"]}
+    """What full/threshold.json holds: the selected sample-level validation threshold
+    (the tables' HTER), and the video-level one that ``predict`` decides with, since it
+    compares a video's mean score (§4.4's EER threshold, on video-level scores)."""
+    return {"threshold": sel["threshold"], "rule": sel["threshold_rule"],
+            "video_threshold": sel["thresholds"]["video"]["overall"]["pooled"],
+            "video_rule": VIDEO_RULE}

@@ -21,6 +21,12 @@ files follow ``eval.scores``. Per experiment and protocol (``eval.protocols``):
   saved it in ``full/selection.json`` (``eval.thresholds``; never recomputed here),
   with the paper's other reading, the mean of the per-fold EER thresholds, beside it;
 * HTER(test): (FAR + FRR) / 2 on test at that threshold; EER(test): EER on test;
+* failures to acquire: every test video or window that preparation skipped
+  (``full/fta.json``, written by the full run) is a NaN test sample, in every protocol.
+  They enter HTER as bob.measure counts FTA: FAR = FMR (1 - FTA), FRR = FTA + FNMR
+  (1 - FTA), per class (``eval.metrics.farfrr_fta``): a skipped genuine video is a false
+  rejection, a skipped attack is not accepted, and neither leaves its denominator.
+  EER(test) and the validation thresholds use the scored samples only;
 * 95 % intervals: bootstrap over test subjects (``eval.bootstrap``), for the overall
   protocol of every experiment and for all protocols of the Table 1 experiments.
 
@@ -48,6 +54,7 @@ from data_prep.casia import ATTACK_TYPES, GENUINE
 from eval import figures, metrics, paper_results
 from eval.bootstrap import BootstrapResult, subject_bootstrap
 from eval.protocols import PROTOCOLS, mask
+from eval.scores import make_row
 from eval.thresholds import att_gen, load_scores
 
 N_FOLDS_PAPER = 5
@@ -99,10 +106,28 @@ class ProtocolResult:
 class Report:
     level: str
     notes: list = field(default_factory=list)
+    fta: list = field(default_factory=list)    # per experiment: test windows preparation skipped
 
 
 def _concat(parts: list) -> dict:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _skipped_rows(path: Path, name: str, report: Report) -> list:
+    """Failures to acquire: a NaN test row per window that preparation skipped
+    (full/fta.json, written by the full run), noted once per experiment."""
+    if not path.is_file():
+        report.notes.append(f"{name}: no full/fta.json, so test videos skipped by preparation "
+                            f"are unknown here and not counted")
+        return []
+    entries = json.loads(path.read_text())["videos"]
+    if entries:
+        n_win = sum(int(e["missing"]) for e in entries)
+        n_vid = sum(1 for e in entries if int(e["windows_scored"]) == 0)
+        report.fta.append(f"{name}: {n_win} test window(s) in {len(entries)} video(s), "
+                          f"{n_vid} of them with no window at all")
+    return [make_row(e["subject"], e["stem"], -1, float("nan"))
+            for e in entries for _ in range(int(e["missing"]))]
 
 
 def _thresholds(sel_path: Path, level: str) -> Optional[dict]:
@@ -144,7 +169,9 @@ def discover(results: Path, level: str, report: Report) -> list:
             report.notes.append(f"{d.name}: {len(folds)} of {N_FOLDS_PAPER} validation folds "
                                 f"present (folds {', '.join(map(str, folds))}), pooled as they are")
         val = [load_scores(d / f"fold{k}" / "scores_val.csv", level) for k in folds]
-        found.append(Scored(d.name, model, T, scale, folds, val, load_scores(test, level), thr))
+        missing = _skipped_rows(d / "full" / "fta.json", d.name, report)
+        found.append(Scored(d.name, model, T, scale, folds, val,
+                            load_scores(test, level, missing), thr))
     if not found:
         raise FileNotFoundError(
             f"no experiment found in {results}: expected folders named "
@@ -161,10 +188,10 @@ def evaluate(exp: Scored, protocol: str, bootstrap: Optional[dict]) -> Optional[
     """One experiment, one protocol; None when a class is missing."""
     val = _concat(exp.val)
     va, vg = att_gen(val, mask(val, protocol))
-    ta, tg = att_gen(exp.test, mask(exp.test, protocol))
+    ta_all, tg_all = att_gen(exp.test, mask(exp.test, protocol))   # NaN = failure to acquire
     fta_val = int(np.isnan(va).sum() + np.isnan(vg).sum())
-    fta_test = int(np.isnan(ta).sum() + np.isnan(tg).sum())
-    va, vg, ta, tg = map(_clean, (va, vg, ta, tg))
+    fta_test = int(np.isnan(ta_all).sum() + np.isnan(tg_all).sum())
+    va, vg, ta, tg = map(_clean, (va, vg, ta_all, tg_all))
     thr = (exp.thresholds.get(protocol) or {}).get("pooled")
     if min(va.size, vg.size, ta.size, tg.size) == 0 or thr is None:
         return None
@@ -173,13 +200,13 @@ def evaluate(exp: Scored, protocol: str, bootstrap: Optional[dict]) -> Optional[
         a, g = map(_clean, att_gen(f, mask(f, protocol)))
         if a.size and g.size:
             fold_eers.append(metrics.eer(a, g))
-    far, frr = metrics.farfrr(ta, tg, thr)
+    far, frr = metrics.farfrr_fta(ta_all, tg_all, thr)   # FTA as rejections, in the denominators
     pad = None
     if protocol == "overall":
         sel = mask(exp.test, protocol) & (exp.test["label"] != GENUINE)
         by_type = {a: exp.test["score"][sel & (exp.test["attack"] == a)] for a in ATTACK_TYPES}
         by_type = {a: s for a, s in by_type.items() if s.size}
-        pad = metrics.apcer_bpcer(by_type, tg, thr)
+        pad = metrics.apcer_bpcer(by_type, tg_all, thr, fta_rejected=True)
     r = ProtocolResult(protocol, metrics.eer(va, vg), float(np.mean(fold_eers)) if fold_eers else np.nan,
                        thr, exp.thresholds[protocol].get("fold_mean"), (far + frr) / 2,
                        metrics.eer(ta, tg), far, frr, (tg.size, ta.size),
@@ -279,6 +306,13 @@ def _caption_tail(report: Report, note: str, n_res: int, ci_level: float) -> lis
     lines = [f"Scores: {lvl}.",
              f"Ours: value [{100 * ci_level:g}% CI, bootstrap over test subjects, "
              f"{n_res} resamples]; Δ = ours − paper, in points."]
+    lines.append("Failures to acquire (FTA): every test video or window that preparation "
+                 "skipped (no face, or no T consecutive frames with a face) counts in every "
+                 "protocol as bob.measure counts FTA: FAR = FMR (1 - FTA), FRR = FTA + FNMR "
+                 "(1 - FTA), per class, so a skipped genuine video is a false rejection and a "
+                 "skipped attack a rejected one; EER(test) uses the scored samples only. "
+                 + ("Skipped: " + "; ".join(report.fta) + "." if report.fta
+                    else "None was skipped."))
     if note:
         lines.append(f"Note: {note}")
     return lines
@@ -395,7 +429,8 @@ def iso_table(out, chosen, results, tail) -> list:
                         + [100 * pad.apcer, 100 * pad.bpcer, 100 * pad.acer, fta])
     cap = ["ISO/IEC 30107-3 metrics (%) on test at the validation EER threshold (overall protocol): "
            "APCER per attack type (PAI species), APCER = max over types, BPCER = FRR, "
-           "ACER = (APCER + BPCER) / 2. FTA: NaN scores, left out of the rates."] + tail[:1] + tail[2:]
+           "ACER = (APCER + BPCER) / 2. FTA: test samples without a score (skipped by "
+           "preparation, or NaN), counted in the rates as rejections."] + tail[:1] + tail[2:]
     return write_table(out, "iso", cap, header, rows,
                        ["experiment", "threshold"] + [f"apcer_{a}" for a in ATTACK_TYPES]
                        + ["apcer_max", "bpcer", "acer", "fta"], csv_rows)

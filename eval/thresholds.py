@@ -29,11 +29,13 @@ from eval.scores import as_arrays, read_scores, video_level
 LEVELS = ("sample", "video")
 
 
-def load_scores(path: Path, level: str) -> dict:
-    """A score file as arrays (``eval.scores.as_arrays``), per sample or per video."""
+def load_scores(path: Path, level: str, extra_rows=()) -> dict:
+    """A score file as arrays (``eval.scores.as_arrays``), per sample or per video;
+    ``extra_rows`` (e.g. NaN rows of skipped windows) are added before the video means."""
     rows = read_scores(path)
     if not rows:
         raise ValueError(f"{path}: no score rows")
+    rows = list(rows) + list(extra_rows)
     return as_arrays(video_level(rows) if level == "video" else rows)
 
 

@@ -10,18 +10,27 @@ experiment's (scale, T) is prepared and net.input_size == samples.size.
 """
 from __future__ import annotations
 
+import json
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from configs import dump_config, grammar
 from configs.errors import TrainingError
 from configs.files import write_json_atomic
 from data_prep import hdf5_layout as layout
+from data_prep import samples
 from eval.scores import write_scores
 from scripts import selection
 from scripts.caffe_io import caffe_log_to, caffe_mode, predict_shards, read_list, score_rows
 from scripts.trainer import train
+
+
+FTA_RULE = ("every test video or window that preparation skipped is a failure to acquire in "
+            "every protocol: FAR = FMR (1 - FTA), FRR = FTA + FNMR (1 - FTA), per class")
 
 
 def prep_dir(run) -> Path:
@@ -61,14 +70,44 @@ def plan_full(cfg: dict, run, exp: grammar.Experiment, d: Path, log) -> Plan:
                 schedule(cfg, sel["iterations"]), sel)
 
 
+def skipped_test(cfg: dict, prep: Path, exp: grammar.Experiment, meta: dict) -> list[dict]:
+    """Test videos and windows that preparation skipped for this (scale, T): no face
+    found in the video, or windows without a face in all T frames. Each entry: the
+    video, the windows it would have with a face in every frame (data_prep.samples.windows),
+    the windows scored, and ``missing`` (at least 1 for a video with no window at all).
+    The tables count them as failures to acquire (eval.metrics.farfrr_fta)."""
+    videos = json.loads((prep / "videos.json").read_text())
+    report = json.loads((prep / "report.json").read_text())
+    reasons = {s["video"]: s["reason"] for s in report.get("skipped", [])}
+    stems = [v.decode() if isinstance(v, bytes) else str(v) for v in meta["stem"]]
+    got = Counter(zip((int(s) for s in meta["subject"]), stems))
+    s_cfg = cfg["samples"]
+    out = []
+    for v in (v for v in videos if v["split"] == "test"):
+        every = np.tile(np.array([0, 0, 1, 1], np.int32), (int(v["frames"]), 1))
+        n = len(samples.windows(every, exp.T, s_cfg["stride"], s_cfg["missing_face"],
+                                s_cfg["max_per_video"]))
+        k = got.get((int(v["subject"]), v["stem"]), 0)
+        missing = max(n - k, 1 if k == 0 else 0)
+        if missing:
+            why = reasons.get(v["video"]) or f"windows without a face in all {exp.T} frames"
+            out.append({"video": v["video"], "subject": int(v["subject"]), "stem": v["stem"],
+                        "windows_possible": n, "windows_scored": k, "missing": missing,
+                        "reason": why})
+    return out
+
+
 def score_test(cfg: dict, run, exp: grammar.Experiment, d: Path, sel: dict, gpu, console) -> dict:
-    """Score the test set with the final model (§4.4); write scores_test.csv and threshold.json."""
+    """Score the test set with the final model (§4.4); write scores_test.csv,
+    threshold.json and fta.json (the test videos and windows preparation skipped)."""
     caffe = caffe_mode(gpu)
     net = caffe.Net(str(d / "deploy.prototxt"), str(d / "model.caffemodel"), caffe.TEST)
     shards = read_list(layout.list_file(prep_dir(run), exp.scale, exp.T, "test"))
     ts = time.time()
     s, y, meta = predict_shards(net, shards, int(cfg["train"]["score_batch"]))
     write_scores(d / "scores_test.csv", score_rows(s, meta))
+    fta = skipped_test(cfg, prep_dir(run), exp, meta)
+    write_json_atomic(d / "fta.json", {"rule": FTA_RULE, "videos": fta})
     if sel["threshold"] is not None:
         write_json_atomic(d / "threshold.json", selection.threshold_record(sel))
     print(f"[train] {exp.name}/full: {len(s)} test samples scored -> {d / 'scores_test.csv'}",

@@ -55,6 +55,7 @@ def write_experiment(root: Path, model: str, T: int, scale: float, skill: float,
     # What model selection saves beside the full run (scripts/selection.py).
     write_json_atomic(d / "full" / "selection.json", {"thresholds": validation_thresholds(
         [d / f"fold{k}" / "scores_val.csv" for k in folds])})
+    write_json_atomic(d / "full" / "fta.json", {"videos": []})   # nothing skipped
     return d
 
 

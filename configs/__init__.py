@@ -14,11 +14,13 @@ from typing import Any, Iterable
 
 import yaml
 
+from configs.errors import UserError
+
 CONFIG_DIR = Path(__file__).resolve().parent
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A config file or override is invalid; the message names key and file."""
 
 
@@ -114,10 +116,18 @@ def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] 
     return cfg
 
 
+def load_experiment_config(path: str | os.PathLike | None = None,
+                           overrides: Iterable[str] = ()) -> dict:
+    """:func:`load_config`, then the experiment checks of ``configs.grammar.check_config``
+    (every experiment's (scale, T) is prepared; net.input_size == samples.size), so that a
+    command that trains or lists experiments refuses a bad config before any work."""
+    from configs import grammar
+    cfg = load_config(path, overrides)
+    grammar.check_config(cfg, str(path or DEFAULT_CONFIG))
+    return cfg
+
+
 def dump_config(cfg: dict, path: str | os.PathLike) -> None:
     """Write the resolved config atomically (temp file + rename)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w") as f:
-        yaml.safe_dump(cfg, f, sort_keys=False, default_flow_style=None)
-    os.replace(tmp, path)
+    from configs.files import write_text_atomic
+    write_text_atomic(path, yaml.safe_dump(cfg, sort_keys=False, default_flow_style=None))

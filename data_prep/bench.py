@@ -1,4 +1,4 @@
-"""Data preparation figures (issue 4): detection speed, cost of the 25 (scale, T), memory.
+"""Data preparation figures: detection speed, cost of the 25 (scale, T), memory.
 
     python -m data_prep.bench --dataset data/synth [--subset 48] [--workers N] [--keep DIR]
 
@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from configs import load_config
+from configs.files import write_json_atomic
 from data_prep import detect, index
 
 _CHILD = """
@@ -55,6 +56,39 @@ def _subtree(root: Path, dst: Path, keep) -> Path:
     return dst
 
 
+def _detect_speed(sub, tmp: Path, params: dict, workers: int, res: dict) -> None:
+    """1. detection, 1 worker vs all workers, same videos, fresh caches."""
+    for w in (1, workers):
+        _, st = detect.run_detection(sub, tmp / f"det_sub_w{w}", params, w, progress=False)
+        res[f"detect_fps_w{w}"] = round(st["frames"] / st["seconds"], 1)
+    res["detect_speedup"] = round(res[f"detect_fps_w{workers}"] / res["detect_fps_w1"], 2)
+    w = workers
+    print(f"detection: {res['detect_fps_w1']} frames/s with 1 worker, {res[f'detect_fps_w{w}']} "
+          f"with {w}: x{res['detect_speedup']} (goal >= 1.8 on 2 cores)", flush=True)
+
+
+def _build_cost(root: Path, jobs, tmp: Path, params: dict, workers: int, res: dict) -> None:
+    """2. full detection pass, then the 25 combinations from its cache."""
+    cache = tmp / "detections"
+    t = time.perf_counter()
+    _, st = detect.run_detection(jobs, cache, params, workers, progress=True)
+    res["detect_full_s"] = round(time.perf_counter() - t, 1)
+    res["frames"] = st["frames"]
+    sets = [f"prep.cache_dir={cache}", f"prep.workers={workers}"]
+    half = _subtree(root, tmp / "half", lambda v: v.subject % 2 == 0)
+    h = _build(half, tmp / "out_half", sets)
+    f = _build(root, tmp / "out_full", sets)
+    res["build25_s"] = f["build_s"]
+    res["build25_over_detect"] = round(f["build_s"] / res["detect_full_s"], 2)
+    res["samples_25"] = f["samples"]
+    res["peak_rss_mb"] = {"half": {"videos": h["videos"], "main": round(h["rss_main_mb"]),
+                                   "worker": round(h["rss_worker_mb"])},
+                          "all": {"videos": f["videos"], "main": round(f["rss_main_mb"]),
+                                  "worker": round(f["rss_worker_mb"])}}
+    out_bytes = sum(p.stat().st_size for p in (tmp / "out_full").rglob("*.h5"))
+    res["hdf5_gb"] = round(out_bytes / 1e9, 2)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m data_prep.bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", default=None, help="CASIA-FASD-layout root (default dataset.root)")
@@ -80,35 +114,8 @@ def main(argv=None) -> int:
     res = {"dataset": str(root), "videos": len(jobs), "workers": a.workers,
            "detector": params}
 
-    # 1. detection, 1 worker vs all workers, same videos, fresh caches
-    for w in (1, a.workers):
-        _, st = detect.run_detection(sub, tmp / f"det_sub_w{w}", params, w, progress=False)
-        res[f"detect_fps_w{w}"] = round(st["frames"] / st["seconds"], 1)
-    res["detect_speedup"] = round(res[f"detect_fps_w{a.workers}"] / res["detect_fps_w1"], 2)
-    w = a.workers
-    print(f"detection: {res['detect_fps_w1']} frames/s with 1 worker, {res[f'detect_fps_w{w}']} "
-          f"with {w}: x{res['detect_speedup']} (goal >= 1.8 on 2 cores)", flush=True)
-
-    # 2. full detection pass, then the 25 combinations from its cache
-    cache = tmp / "detections"
-    t = time.perf_counter()
-    _, st = detect.run_detection(jobs, cache, params, a.workers, progress=True)
-    res["detect_full_s"] = round(time.perf_counter() - t, 1)
-    res["frames"] = st["frames"]
-    sets = [f"prep.cache_dir={cache}", f"prep.workers={a.workers}"]
-    half = _subtree(root, tmp / "half", lambda v: v.subject % 2 == 0)
-    h = _build(half, tmp / "out_half", sets)
-    f = _build(root, tmp / "out_full", sets)
-    res["build25_s"] = f["build_s"]
-    res["build25_over_detect"] = round(f["build_s"] / res["detect_full_s"], 2)
-    res["samples_25"] = f["samples"]
-    res["peak_rss_mb"] = {"half": {"videos": h["videos"], "main": round(h["rss_main_mb"]),
-                                   "worker": round(h["rss_worker_mb"])},
-                          "all": {"videos": f["videos"], "main": round(f["rss_main_mb"]),
-                                  "worker": round(f["rss_worker_mb"])}}
-    out_bytes = sum(p.stat().st_size for p in (tmp / "out_full").rglob("*.h5"))
-    res["hdf5_gb"] = round(out_bytes / 1e9, 2)
-
+    _detect_speed(sub, tmp, params, a.workers, res)
+    _build_cost(root, jobs, tmp, params, a.workers, res)
     print(f"full detection pass: {res['frames']} frames in {res['detect_full_s']} s; all 25 (scale, T): "
           f"{res['build25_s']} s = {res['build25_over_detect']}x detection (goal <= 2); "
           f"{res['samples_25']} samples, {res['hdf5_gb']} GB of HDF5")
@@ -116,7 +123,7 @@ def main(argv=None) -> int:
     print(f"peak memory (MB, main / largest worker): {m['half']['videos']} videos "
           f"{m['half']['main']} / {m['half']['worker']}, {m['all']['videos']} videos "
           f"{m['all']['main']} / {m['all']['worker']}")
-    (tmp / "bench.json").write_text(json.dumps(res, indent=1))
+    write_json_atomic(tmp / "bench.json", res)
     print(f"figures: {tmp / 'bench.json'}")
     return 0
 

@@ -1,4 +1,4 @@
-"""CASIA-FASD layout and labels: the one place these facts live.
+"""CASIA-FASD layout and labels: the one place these facts live (Zhang et al., ICB 2012).
 
 Layout: ``<root>/train_release/<1..20>/<stem>.avi`` and
 ``<root>/test_release/<1..30>/<stem>.avi``, 12 videos per subject.

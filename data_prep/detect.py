@@ -13,7 +13,6 @@ Cache arrays: ``boxes`` int32 (F, 4) as x, y, w, h in pixels of the decoded fram
 """
 from __future__ import annotations
 
-import multiprocessing as mp
 import os
 import time
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from configs.files import atomic_path
 from data_prep import util
 from data_prep.util import stable_hash
 
@@ -43,7 +43,7 @@ def detector_params(cfg_detect: dict) -> dict:
     }
 
 
-def _cascade(name: str) -> "cv2.CascadeClassifier":
+def cascade(name: str) -> "cv2.CascadeClassifier":
     if name not in _CASCADES:
         path = name if os.path.isabs(name) else os.path.join(cv2.data.haarcascades, name)
         c = cv2.CascadeClassifier(path)
@@ -84,12 +84,12 @@ def detect_frame(frame: np.ndarray, params: dict, near=None) -> tuple[int, int, 
         x0, y0 = max(0, x - m), max(0, y - m)
         roi = gray[y0:y + h + m, x0:x + w + m]
         lo, hi = max(ms, int(w / TRACK_SIZE)), int(np.ceil(w * TRACK_SIZE))
-        faces = _cascade(params["cascade"]).detectMultiScale(roi, minSize=(lo, lo), maxSize=(hi, hi), **kw)
+        faces = cascade(params["cascade"]).detectMultiScale(roi, minSize=(lo, lo), maxSize=(hi, hi), **kw)
         box = largest_face(faces)
         if box is not None:
             box = (box[0] + x0, box[1] + y0, box[2], box[3])
     if box is None:
-        faces = _cascade(params["cascade"]).detectMultiScale(gray, minSize=(ms, ms), **kw)
+        faces = cascade(params["cascade"]).detectMultiScale(gray, minSize=(ms, ms), **kw)
         box = largest_face(faces)
     if box is None or d == 1.0:
         return box
@@ -153,16 +153,10 @@ def detect_video(path: str, params: dict, track: bool = False) -> dict:
 
 
 def save_result(path: Path, res: dict) -> None:
-    tmp = util.tmp_name(path)
-    try:
-        with open(tmp, "wb") as f:
-            np.savez(f, boxes=res["boxes"], shape=np.asarray(res["shape"], np.int32),
-                     status=np.str_(res["status"]), reason=np.str_(res["reason"]),
-                     note=np.str_(res["note"]))
-        os.replace(tmp, path)
-    except OSError as e:
-        util._cleanup(tmp)
-        raise util.output_error(e, path) from e
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, boxes=res["boxes"], shape=np.asarray(res["shape"], np.int32),
+                 status=np.str_(res["status"]), reason=np.str_(res["reason"]),
+                 note=np.str_(res["note"]))
 
 
 def load_result(path: Path) -> dict:
@@ -223,25 +217,11 @@ def run_detection(jobs: list[tuple[str, Path, str]], cache_dir: Path, params: di
         # biggest files first: the last job to finish is a short one
         todo.sort(key=lambda j: (-os.path.getsize(j[1]), j[0]))
         total = sum(estimate_frames(Path(j[1])) for j in todo)
-        bar = _bar(total, "detect", progress)
+        bar = util.progress_bar(total, "detect", progress)
         t0 = time.perf_counter()
-        if workers <= 1:
-            util.worker_init()
-            it = map(_job, todo)
-            pool = None
-        else:
-            pool = mp.get_context("spawn").Pool(workers, initializer=util.worker_init)
-            it = pool.imap_unordered(_job, todo, chunksize=1)
-        try:
-            for key, n, _ in it:
-                stats["frames"] += n
-                bar.update(n)
-                util.kill_hook("detect")
-        finally:
-            if pool is not None:
-                pool.close()
-                pool.join()
-            bar.close()
+        for _, n, _ in util.run_jobs(_job, todo, workers, bar, "detect", advance=lambda r: r[1],
+                                     init_serial=True):
+            stats["frames"] += n
         stats["seconds"] = time.perf_counter() - t0
     out = {}
     for key, path, sha in jobs:
@@ -249,9 +229,3 @@ def run_detection(jobs: list[tuple[str, Path, str]], cache_dir: Path, params: di
         r = load_result(cp)
         out[key] = Detection(r["status"], r["reason"], r["note"], r["boxes"], r["shape"], cp)
     return out, stats
-
-
-def _bar(total, desc, on):
-    from tqdm import tqdm
-    return tqdm(total=total, desc=desc, unit="frame", disable=not on, smoothing=0.1,
-                dynamic_ncols=True, mininterval=0.5)

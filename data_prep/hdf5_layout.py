@@ -47,6 +47,8 @@ final name is whole.
 """
 from __future__ import annotations
 
+from configs.grammar import combo_name  # noqa: F401  (s<scale>_T<T>, one formatter)
+
 import os
 from pathlib import Path
 
@@ -64,11 +66,6 @@ META_STR_DTYPE = "S8"
 CHANNELS = 3
 CHANNEL_ORDER = "BGR"
 AXES = ("N", "T", "C", "H", "W")
-
-
-def combo_name(scale: float, T: int) -> str:
-    """Folder of one (scale, T) combination, e.g. ``s1.8_T7``."""
-    return f"s{float(scale):.1f}_T{int(T)}"
 
 
 def combo_dir(out: str | os.PathLike, scale: float, T: int) -> Path:

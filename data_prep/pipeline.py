@@ -16,15 +16,16 @@ rerun does nothing and a new scale or T builds only what is new.
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 import shutil
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from configs import grammar
 from data_prep import casia, detect, folds as folds_mod, index, samples, shards
 from data_prep import hdf5_layout as L
 from data_prep import util
@@ -85,12 +86,35 @@ def _combo_key(cfg, scale, T, vids, dets, folds, dparams) -> str:
         "videos": [(v.key, dets[v.key].cache.name) for v in vids]}, 24)
 
 
-def run(cfg: dict, root, out, progress: bool = True, log=_log, only=None) -> dict:
-    """Prepare every (scale, T) of the config, or only the ``only`` ones [(scale, T), ...]
-    (each must be in the config); return the report (also written to OUT/report.json)."""
-    t_start = time.perf_counter()
-    out = Path(out).resolve()
-    _check_out(out)
+@dataclass(frozen=True)
+class Combo:
+    """One (scale, T) of the plan, complete when made: its windows per video, the key of
+    its inputs, and where it is built and finally lives."""
+    scale: float
+    T: int
+    name: str
+    key: str
+    wins: dict          # video key -> [(first frame, box)]
+    final: Path
+    build: Path
+    up_to_date: bool
+    shuffle: bool
+
+
+@dataclass
+class Detected:
+    """The index after detection: usable videos, skipped ones, warnings, timings."""
+    idx: object
+    shas: dict
+    dets: dict
+    dstats: dict
+    usable: list
+    skipped: list
+    warnings: list
+    seconds: float
+
+
+def _check_samples(cfg: dict) -> None:
     s_cfg = cfg["samples"]
     if s_cfg["missing_face"] not in ("skip", "keep"):
         raise ValueError(f"samples.missing_face must be skip or keep, got {s_cfg['missing_face']!r}")
@@ -100,19 +124,26 @@ def run(cfg: dict, root, out, progress: bool = True, log=_log, only=None) -> dic
     Ts = [int(x) for x in s_cfg["seq_lengths"]]
     if not scales or not Ts or min(scales) <= 0 or min(Ts) < 1:
         raise ValueError("samples.scales and samples.seq_lengths must be non-empty, positive")
-    size = int(s_cfg["size"])
-    workers = _workers(cfg)
-    pairs = [(sc, T) for sc in scales for T in Ts]
-    if only is not None:
-        want = [(float(sc), int(T)) for sc, T in only]
-        missing = [L.combo_name(sc, T) for sc, T in want
-                   if not any(abs(sc - a) < 1e-9 and T == b for a, b in pairs)]
-        if missing:
-            raise ValueError(f"requested (scale, T) {', '.join(missing)} not in the config's "
-                             f"samples.scales={scales} x samples.seq_lengths={Ts}; add them there")
-        pairs = [(a, b) for a, b in pairs if any(abs(sc - a) < 1e-9 and T == b for sc, T in want)]
 
-    # 1. index and hashes
+
+def _pairs(cfg: dict, only) -> list[tuple[float, int]]:
+    """The (scale, T) to prepare: all of samples.scales x samples.seq_lengths, or ``only``."""
+    pairs = grammar.prepared_combos(cfg)
+    if only is None:
+        return pairs
+    want = [(float(sc), int(T)) for sc, T in only]
+    missing = [grammar.combo_name(sc, T) for sc, T in want if not grammar.is_prepared(cfg, sc, T)]
+    if missing:
+        s = cfg["samples"]
+        raise ValueError(f"requested (scale, T) {', '.join(missing)} not in the config's "
+                         f"samples.scales={[float(x) for x in s['scales']]} x "
+                         f"samples.seq_lengths={[int(x) for x in s['seq_lengths']]}; add them there")
+    return [(a, b) for a, b in pairs
+            if any(grammar.same_scale(sc, a) and T == b for sc, T in want)]
+
+
+def _index_and_detect(cfg: dict, root, out: Path, workers: int, progress: bool) -> Detected:
+    """Steps 1-2: index and hash the tree, then one Viola-Jones pass per video content."""
     idx = index.scan(root)
     cache_dir = Path(cfg["prep"]["cache_dir"]) if cfg["prep"]["cache_dir"] else out / "detections"
     try:
@@ -120,13 +151,11 @@ def run(cfg: dict, root, out, progress: bool = True, log=_log, only=None) -> dic
     except OSError as e:
         raise util.output_error(e, cache_dir) from e
     shas, skipped = _hashes(idx.videos, cache_dir / "hashes.json")
-
-    # 2. detection, once per video content and detector params
     dparams = detect.detector_params(cfg["detect"])
     jobs = [(v.key, v.path, shas[str(v.path)]) for v in idx.videos if str(v.path) in shas]
     t0 = time.perf_counter()
     dets, dstats = detect.run_detection(jobs, cache_dir, dparams, workers, progress)
-    t_detect = time.perf_counter() - t0
+    seconds = time.perf_counter() - t0
     warnings = list(idx.warnings)
     usable = []
     for v in idx.videos:
@@ -143,107 +172,146 @@ def run(cfg: dict, root, out, progress: bool = True, log=_log, only=None) -> dic
     if not usable:
         raise DatasetError(f"nothing usable under {idx.root}: all {len(idx.videos)} videos skipped: "
                            + "; ".join(f"{s['video']}: {s['reason']}" for s in skipped[:5]))
-    vid_id = {v.key: i for i, v in enumerate(idx.videos)}
+    dstats["params"] = dparams
+    return Detected(idx, shas, dets, dstats, usable, skipped, warnings, seconds)
+
+
+def _write_videos(out: Path, det: Detected, vid_id: dict) -> None:
+    dets = det.dets
     util.write_json_atomic(out / "videos.json", [
-        {"video_id": vid_id[v.key], "video": v.rel, "sha256": shas.get(str(v.path)),
+        {"video_id": vid_id[v.key], "video": v.rel, "sha256": det.shas.get(str(v.path)),
          "split": v.split, "subject": v.subject, "stem": v.stem, "label": v.label,
          "attack": v.attack, "quality": v.quality,
          "frames": dets[v.key].n_frames if v.key in dets else 0,
-         "status": dets[v.key].status if v.key in dets else "skip"} for v in idx.videos])
+         "status": dets[v.key].status if v.key in dets else "skip"} for v in det.idx.videos])
 
-    # folds (paper §4.3)
+
+def _folds(cfg: dict, det: Detected) -> tuple[list, str, list]:
+    """Subject-wise folds of the usable train videos (paper §4.3); empty folds warned."""
     gfrac = defaultdict(list)
-    for v in usable:
+    for v in det.usable:
         if v.split == "train":
             gfrac[v.subject].append(v.label == casia.GENUINE)
     train_subj = {s: float(np.mean(x)) for s, x in gfrac.items()}
-    test_subj = sorted({v.subject for v in usable if v.split == "test"})
+    test_subj = sorted({v.subject for v in det.usable if v.split == "test"})
     if not train_subj:
         raise DatasetError("no usable train video: cannot make folds")
-    folds, fold_method = folds_mod.assign_folds(train_subj, test_subj, cfg["folds"]["method"],
-                                                int(cfg["folds"]["count"]), int(cfg["seed"]),
-                                                use=int(cfg["folds"]["use"]))
-    fold_of = {s: k for k, f in enumerate(folds, 1) for s in f}
+    folds, method = folds_mod.assign_folds(train_subj, test_subj, cfg["folds"]["method"],
+                                           int(cfg["folds"]["count"]), int(cfg["seed"]),
+                                           use=int(cfg["folds"]["use"]))
     for k, f in enumerate(folds, 1):
         if not f:
-            warnings.append(f"fold {k} has no subject: fold{k}_val.txt is empty")
+            det.warnings.append(f"fold {k} has no subject: fold{k}_val.txt is empty")
+    return folds, method, test_subj
+
+
+def _plan(cfg: dict, pairs, det: Detected, folds, out: Path) -> list[Combo]:
+    """Step 3: each (scale, T) with its windows and whether it is already up to date."""
+    s_cfg, dets = cfg["samples"], det.dets
+    combos = []
+    for scale, T in pairs:
+        name = grammar.combo_name(scale, T)
+        wins = {v.key: samples.windows(dets[v.key].boxes, T, s_cfg["stride"],
+                                       s_cfg["missing_face"], s_cfg["max_per_video"])
+                for v in det.usable}
+        key = _combo_key(cfg, scale, T, det.usable, dets, folds, det.dstats["params"])
+        man = out / name / "manifest.json"
+        up = man.exists() and json.loads(man.read_text()).get("key") == key
+        combos.append(Combo(scale=scale, T=T, name=name, key=key, wins=wins, final=out / name,
+                            build=out / ".building" / name, up_to_date=up,
+                            shuffle=bool(cfg["hdf5"]["shuffle_train"])))
+    return combos
+
+
+def _build(todo: list[Combo], combos: list[Combo], det: Detected, folds, vid_id: dict,
+           cfg: dict, out: Path, workers: int, progress: bool, log) -> int:
+    """Steps 3-4 for the combinations not up to date: stage, shard, finalize."""
+    if not todo:
+        log(f"nothing to do: all {len(combos)} (scale, T) combinations are up to date in {out}")
+        return 0
+    log(f"building {len(todo)} of {len(combos)} (scale, T) combinations: "
+        + " ".join(c.name for c in todo))
+    fold_of = {s: k for k, f in enumerate(folds, 1) for s in f}
     groups = L.group_names(len(folds))
 
     def group_of(v):
         return "test" if v.split == "test" else f"train_fold{fold_of[v.subject]}"
 
-    # 3. which combinations need building
-    combos = []
-    for scale, T in pairs:
-        name = L.combo_name(scale, T)
-        wins = {v.key: samples.windows(dets[v.key].boxes, T, s_cfg["stride"],
-                                       s_cfg["missing_face"], s_cfg["max_per_video"])
-                for v in usable}
-        key = _combo_key(cfg, scale, T, usable, dets, folds, dparams)
-        final = out / name
-        man = final / "manifest.json"
-        up = man.exists() and json.loads(man.read_text()).get("key") == key
-        combos.append({"scale": scale, "T": T, "name": name, "key": key, "wins": wins,
-                       "final": final, "up_to_date": up,
-                       "build": out / ".building" / name})
-    todo = [c for c in combos if not c["up_to_date"]]
-    t_build0 = time.perf_counter()
-    stage_frames = 0
-    if not todo:
-        log(f"nothing to do: all {len(combos)} (scale, T) combinations are up to date in {out}")
-    else:
-        log(f"building {len(todo)} of {len(combos)} (scale, T) combinations: "
-            + " ".join(c["name"] for c in todo))
-        for c in todo:
-            _prepare_build_dir(c)
-        stage_frames = _stage(todo, usable, dets, size, s_cfg["interp"], workers, progress)
-        _write_shards(todo, usable, group_of, groups, vid_id, cfg, size, workers, progress)
-        for c in todo:
-            _finalize(c, out, groups, len(folds))
-            util.kill_hook("combo")
-        try:
-            (out / ".building").rmdir()
-        except OSError:
-            pass
-    t_build = time.perf_counter() - t_build0
+    size, interp = int(cfg["samples"]["size"]), cfg["samples"]["interp"]
+    for c in todo:
+        _prepare_build_dir(c)
+    frames = _stage(todo, det.usable, det.dets, size, interp, workers, progress)
+    plans = _write_shards(todo, det.usable, group_of, groups, vid_id, cfg, size, workers, progress)
+    for c in todo:
+        _finalize(c, plans[c.name], out, groups, len(folds))
+        util.kill_hook("combo")
+    try:
+        (out / ".building").rmdir()
+    except OSError:
+        pass
+    return frames
 
-    # report
+
+def _report(det: Detected, out: Path, folds, method, test_subj, combos, todo, workers,
+            t_build: float, frames: int, t_start: float) -> dict:
+    idx, dets, dstats = det.idx, det.dets, det.dstats
     decoded = [dets[v.key] for v in idx.videos if v.key in dets and dets[v.key].n_frames > 0]
     report = {
         "dataset": str(idx.root), "out": str(out),
-        "videos": {"indexed": len(idx.videos), "read": len(decoded), "usable": len(usable),
-                   "skipped": len(skipped)},
+        "videos": {"indexed": len(idx.videos), "read": len(decoded), "usable": len(det.usable),
+                   "skipped": len(det.skipped)},
         "frames": int(sum(d.n_frames for d in decoded)),
         "frames_without_face": int(sum((~d.has_face).sum() for d in decoded)),
-        "skipped": skipped,
-        "warnings": warnings,
+        "skipped": det.skipped,
+        "warnings": det.warnings,
         "extra_files": idx.extra,
-        "folds": {"method": fold_method, "folds": [list(f) for f in folds],
-                  "test_subjects": test_subj},
+        "folds": {"method": method, "folds": [list(f) for f in folds], "test_subjects": test_subj},
         "samples": {},
-        "built": [c["name"] for c in todo],
-        "up_to_date": [c["name"] for c in combos if c["up_to_date"]],
+        "built": [c.name for c in todo],
+        "up_to_date": [c.name for c in combos if c.up_to_date],
         "detection": {"videos_detected_now": dstats["videos"], "frames_detected_now": dstats["frames"],
-                      "seconds": round(t_detect, 3), "workers": workers,
+                      "seconds": round(det.seconds, 3), "workers": workers,
                       "frames_per_s": round(dstats["frames"] / dstats["seconds"], 2)
-                      if dstats["seconds"] else None, "params": dparams},
-        "timing": {"build_seconds": round(t_build, 3), "staged_frames": stage_frames,
+                      if dstats["seconds"] else None, "params": dstats["params"]},
+        "timing": {"build_seconds": round(t_build, 3), "staged_frames": frames,
                    "total_seconds": round(time.perf_counter() - t_start, 3)},
     }
     for c in combos:
-        man = json.loads((c["final"] / "manifest.json").read_text())
-        report["samples"][c["name"]] = {"scale": c["scale"], "T": c["T"], "groups": man["groups"]}
+        man = json.loads((c.final / "manifest.json").read_text())
+        report["samples"][c.name] = {"scale": c.scale, "T": c.T, "groups": man["groups"]}
+    return report
+
+
+def run(cfg: dict, root, out, progress: bool = True, log=_log, only=None) -> dict:
+    """Prepare every (scale, T) of the config, or only the ``only`` ones [(scale, T), ...]
+    (each must be in the config); return the report (also written to OUT/report.json)."""
+    t_start = time.perf_counter()
+    out = Path(out).resolve()
+    _check_out(out)
+    _check_samples(cfg)
+    workers = _workers(cfg)
+    pairs = _pairs(cfg, only)
+    det = _index_and_detect(cfg, root, out, workers, progress)
+    vid_id = {v.key: i for i, v in enumerate(det.idx.videos)}
+    _write_videos(out, det, vid_id)
+    folds, method, test_subj = _folds(cfg, det)
+    combos = _plan(cfg, pairs, det, folds, out)
+    todo = [c for c in combos if not c.up_to_date]
+    t0 = time.perf_counter()
+    frames = _build(todo, combos, det, folds, vid_id, cfg, out, workers, progress, log)
+    report = _report(det, out, folds, method, test_subj, combos, todo, workers,
+                     time.perf_counter() - t0, frames, t_start)
     util.write_json_atomic(out / "report.json", report)
     _summary(report, log)
     return report
 
 
 def _prepare_build_dir(c) -> None:
-    b = c["build"]
+    b = c.build
     plan = b / "plan.json"
     if b.exists():
         try:
-            same = json.loads(plan.read_text()).get("key") == c["key"]
+            same = json.loads(plan.read_text()).get("key") == c.key
         except (OSError, ValueError):
             same = False
         if not same:
@@ -251,7 +319,7 @@ def _prepare_build_dir(c) -> None:
     try:
         (b / "staging").mkdir(parents=True, exist_ok=True)
         if not plan.exists():
-            util.write_json_atomic(plan, {"key": c["key"]})
+            util.write_json_atomic(plan, {"key": c.key})
         for p in list(b.iterdir()) + list((b / "staging").iterdir()):
             if ".tmp" in p.name:          # left by a killed run
                 p.unlink()
@@ -260,7 +328,7 @@ def _prepare_build_dir(c) -> None:
 
 
 def _staging(c, v) -> Path:
-    return c["build"] / "staging" / f"{v.key}.u8"
+    return c.build / "staging" / f"{v.key}.u8"
 
 
 def _stage_job(args):
@@ -274,12 +342,12 @@ def _stage(todo, usable, dets, size, interp, workers, progress) -> int:
     for v in usable:
         need = []
         for c in todo:
-            if (c["build"] / "manifest.json").exists():
+            if (c.build / "manifest.json").exists():
                 continue       # complete, waiting to be renamed
-            w = c["wins"][v.key]
+            w = c.wins[v.key]
             dest = _staging(c, v)
             if w and not dest.exists():
-                need.append({"scale": c["scale"], "T": c["T"], "windows": w, "dest": str(dest)})
+                need.append({"scale": c.scale, "T": c.T, "windows": w, "dest": str(dest)})
         if need:
             last = max(x["windows"][-1][0] + x["T"] for x in need)
             jobs.append((v.key, str(v.path), need, size, interp))
@@ -287,20 +355,9 @@ def _stage(todo, usable, dets, size, interp, workers, progress) -> int:
     if not jobs:
         return 0
     jobs.sort(key=lambda j: (-sum(len(x["windows"]) * x["T"] for x in j[2]), j[0]))
-    bar = detect._bar(total, "samples", progress)
-    done = 0
-    pool = mp.get_context("spawn").Pool(workers, initializer=util.worker_init) if workers > 1 else None
-    it = pool.imap_unordered(_stage_job, jobs, chunksize=1) if pool else map(_stage_job, jobs)
-    try:
-        for _, n in it:
-            done += n
-            bar.update(n)
-            util.kill_hook("stage")
-    finally:
-        if pool:
-            pool.close()
-            pool.join()
-        bar.close()
+    bar = util.progress_bar(total, "samples", progress)
+    res = util.run_jobs(_stage_job, jobs, workers, bar, "stage", advance=lambda r: r[1])
+    done = sum(n for _, n in res)
     return done
 
 
@@ -308,13 +365,13 @@ def _group_samples(c, usable, group_of, vid_id, seed):
     """Per group: staging sources, picks (source, index) and metadata, in shard order."""
     by_group = defaultdict(list)
     for v in usable:
-        if c["wins"][v.key]:
+        if c.wins[v.key]:
             by_group[group_of(v)].append(v)
     out = {}
     for g, vids in by_group.items():
         sources, picks, meta = [], [], defaultdict(list)
         for si, v in enumerate(vids):
-            w = c["wins"][v.key]
+            w = c.wins[v.key]
             sources.append((str(_staging(c, v)), len(w)))
             for j, (start, _) in enumerate(w):
                 picks.append((si, j))
@@ -327,78 +384,75 @@ def _group_samples(c, usable, group_of, vid_id, seed):
                 meta["quality"].append(v.quality)
         picks = np.asarray(picks, np.int64)
         order = np.arange(len(picks))
-        if g != "test" and c["shuffle"]:
-            rng = np.random.default_rng([seed, int(round(c["scale"] * 10)), c["T"],
+        if g != "test" and c.shuffle:
+            rng = np.random.default_rng([seed, int(round(c.scale * 10)), c.T,
                                          int(g.replace("train_fold", ""))])
             order = rng.permutation(len(picks))
         out[g] = (sources, picks[order], {k: np.asarray(x)[order] for k, x in meta.items()})
     return out
 
 
-def _write_shards(todo, usable, group_of, groups, vid_id, cfg, size, workers, progress):
-    jobs = []
+@dataclass
+class ShardPlan:
+    """The shards of one combination per group, and its sample counts per group."""
+    shards: dict        # group -> [(file name, n samples)]
+    counts: dict        # group -> {"genuine": n, "attack": n}
+
+
+def _write_shards(todo, usable, group_of, groups, vid_id, cfg, size, workers, progress) -> dict:
+    """Cut every group of every combination into shards; return {combo name: ShardPlan}."""
+    jobs, plans = [], {}
     for c in todo:
-        c["shuffle"] = bool(cfg["hdf5"]["shuffle_train"])
-        c["shards"] = {g: [] for g in groups}
-        c["counts"] = {g: {"genuine": 0, "attack": 0} for g in groups}
-        if (c["build"] / "manifest.json").exists():
+        plan = plans[c.name] = ShardPlan({g: [] for g in groups},
+                                         {g: {"genuine": 0, "attack": 0} for g in groups})
+        if (c.build / "manifest.json").exists():
             continue
         for g, (sources, picks, meta) in _group_samples(c, usable, group_of, vid_id,
                                                         int(cfg["seed"])).items():
             lab = meta[L.LABEL]
-            c["counts"][g] = {"genuine": int((lab == 1).sum()), "attack": int((lab == 0).sum())}
+            plan.counts[g] = {"genuine": int((lab == 1).sum()), "attack": int((lab == 0).sum())}
             i = 0
-            for si, n in enumerate(shards.split_counts(len(picks), c["T"], size,
+            for si, n in enumerate(shards.split_counts(len(picks), c.T, size,
                                                        float(cfg["hdf5"]["shard_mb"]))):
-                dest = c["build"] / L.shard_name(g, si)
-                c["shards"][g].append((dest.name, n))
+                dest = c.build / L.shard_name(g, si)
+                plan.shards[g].append((dest.name, n))
                 if not dest.exists():
-                    sel = slice(i, i + n)
-                    used = sorted(set(picks[sel, 0].tolist()))
-                    remap = {s: k for k, s in enumerate(used)}
-                    jobs.append({"dest": str(dest), "T": c["T"], "size": size,
-                                 "sources": [sources[s] for s in used],
-                                 "picks": np.array([(remap[s], j) for s, j in picks[sel]], np.int64),
-                                 "meta": {k: x[sel] for k, x in meta.items()}})
+                    jobs.append(_shard_job(dest, c.T, size, sources, picks[i:i + n],
+                                           {k: x[i:i + n] for k, x in meta.items()}))
                 i += n
-    if not jobs:
-        return
-    bar = detect._bar(len(jobs), "shards", progress)
-    bar.unit = "shard"
-    pool = mp.get_context("spawn").Pool(workers, initializer=util.worker_init) if workers > 1 else None
-    it = pool.imap_unordered(shards.write_shard, jobs) if pool else map(shards.write_shard, jobs)
-    try:
-        for _ in it:
-            bar.update(1)
-            util.kill_hook("shard")
-    finally:
-        if pool:
-            pool.close()
-            pool.join()
-        bar.close()
+    if jobs:
+        bar = util.progress_bar(len(jobs), "shards", progress, unit="shard")
+        util.run_jobs(shards.write_shard, jobs, workers, bar, "shard")
+    return plans
 
 
-def _finalize(c, out, groups, n_folds) -> None:
-    b, final = c["build"], c["final"]
+def _shard_job(dest: Path, T: int, size: int, sources, picks, meta) -> dict:
+    """One shard's job: only the staging files its picks read, renumbered."""
+    used = sorted(set(picks[:, 0].tolist()))
+    remap = {s: k for k, s in enumerate(used)}
+    return {"dest": str(dest), "T": T, "size": size, "sources": [sources[s] for s in used],
+            "picks": np.array([(remap[s], j) for s, j in picks], np.int64), "meta": meta}
+
+
+def _finalize(c, plan: ShardPlan, out, groups, n_folds) -> None:
+    b, final = c.build, c.final
     try:
         if not (b / "manifest.json").exists():
             def paths(gs):   # relative to the list's own folder (hdf5_layout.read_list)
-                return [name for g in gs for name, _ in c["shards"][g]]
+                return [name for g in gs for name, _ in plan.shards[g]]
             folds_g = [g for g in groups if g != "test"]
             lists = {"train": paths(folds_g), "test": paths(["test"])}
             for k in range(1, n_folds + 1):
                 lists[f"fold{k}_train"] = paths([g for g in folds_g if g != f"train_fold{k}"])
                 lists[f"fold{k}_val"] = paths([f"train_fold{k}"])
             for which, ps in lists.items():
-                p = L.list_file(out, c["scale"], c["T"], which)
-                tmp = util.tmp_name(b / p.name)
-                tmp.write_text("".join(x + "\n" for x in ps))
-                os.replace(tmp, b / p.name)
+                p = L.list_file(out, c.scale, c.T, which)
+                util.write_text_atomic(b / p.name, "".join(x + "\n" for x in ps))
             shutil.rmtree(b / "staging", ignore_errors=True)
             (b / "plan.json").unlink(missing_ok=True)
             util.write_json_atomic(b / "manifest.json", {
-                "key": c["key"], "scale": c["scale"], "T": c["T"], "layout_version": L.LAYOUT_VERSION,
-                "groups": c["counts"], "shards": {g: [list(s) for s in c["shards"][g]] for g in groups},
+                "key": c.key, "scale": c.scale, "T": c.T, "layout_version": L.LAYOUT_VERSION,
+                "groups": plan.counts, "shards": {g: [list(s) for s in plan.shards[g]] for g in groups},
                 "lists": sorted(lists)})
         if final.exists():
             old = b.with_name(b.name + ".old")

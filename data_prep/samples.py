@@ -178,5 +178,5 @@ def stage_video(path: str, combos: list[dict], size: int, interp: str) -> int:
             if not st["f"].closed:
                 st["f"].close()
             if st["tmp"].exists():
-                util._cleanup(st["tmp"])
+                util.cleanup(st["tmp"])
     return f

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 
 from data_prep import hdf5_layout as L
-from data_prep import util
+from configs.files import atomic_path
 
 CHUNK = 64  # samples copied per write
 
@@ -44,9 +44,8 @@ def write_shard(job: dict) -> str:
         srcs.append(np.memmap(p, np.uint8, "r", shape=(n,) + shape))
     picks = np.asarray(job["picks"])
     N = len(picks)
-    tmp = util.tmp_name(dest)
     try:
-        with h5py.File(tmp, "w") as f:
+        with atomic_path(dest) as tmp, h5py.File(tmp, "w") as f:
             d = f.create_dataset(L.DATA, (N,) + shape, dtype=L.DATA_DTYPE, track_times=False)
             for i in range(0, N, CHUNK):
                 blk = picks[i:i + CHUNK]
@@ -62,13 +61,6 @@ def write_shard(job: dict) -> str:
             f.attrs["layout_version"] = L.LAYOUT_VERSION
             f.attrs["axes"] = ",".join(L.AXES)
             f.attrs["channel_order"] = L.CHANNEL_ORDER
-        os.replace(tmp, dest)
-    except OSError as e:
-        util._cleanup(tmp)
-        raise util.output_error(e, dest) from e
-    except BaseException:
-        util._cleanup(tmp)
-        raise
     finally:
         del srcs
     return str(dest)

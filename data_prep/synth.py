@@ -4,7 +4,7 @@
 
 CASIA-FASD is licensed, so the project ships this generator instead. It writes
 ``<out>/train_release/<subject>/<stem>.avi`` and ``<out>/test_release/<subject>/<stem>.avi``
-with the 12 CASIA stems of ``data_prep.casia.STEMS`` (REFERENCE.md §2). Nothing
+with the 12 CASIA stems of ``data_prep.casia.STEMS`` (Zhang et al., ICB 2012). Nothing
 downstream knows the data are synthetic: point ``dataset.root`` at a real copy instead.
 
 Faces are the real faces of ``skimage.data.lfw_subset()`` (the first 100 of its 200
@@ -55,7 +55,6 @@ made with other parameters is refused unless ``--force``.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import os
@@ -64,11 +63,14 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
 from pathlib import Path
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
 
+from configs.files import atomic_path, write_json_atomic
 from data_prep.casia import QUALITIES, SPLITS, STEMS, SUBJECTS, VIDEO_EXT
+from data_prep.util import file_sha256
 
 MANIFEST = "synth_manifest.json"
 N_LFW_FACES = 100            # lfw_subset(): images 0..99 are faces, 100..199 are not
@@ -121,10 +123,9 @@ def _lfw_faces() -> np.ndarray:
 
 
 def _cascade() -> cv2.CascadeClassifier:
-    c = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
-    if c.empty():
-        raise RuntimeError("could not load OpenCV's haarcascade_frontalface_default.xml")
-    return c
+    """OpenCV's default frontal-face cascade, through data_prep.detect's loader."""
+    from data_prep.detect import cascade
+    return cascade("haarcascade_frontalface_default.xml")
 
 
 @lru_cache(maxsize=4)
@@ -494,84 +495,110 @@ class Camera:
         return img.astype(np.uint8)
 
 
-def _render_frames(params: dict, split: str, subject: int, stem: str):
-    """Yield the uint8 BGR frames of one video."""
+def _video_setup(params: dict, split: str, subject: int, stem: str) -> SimpleNamespace:
+    """What every class of video shares: size, timing, subject, room, camera, exposure.
+    The generator ``rng`` is drawn from in a fixed order (camera, then exposure)."""
     seed, info = params["seed"], STEMS[stem]
     w, h = params["sizes"][info.quality]
     fps, n = params["fps"], params["frames"]
-    s = 1.0 - params["difficulty"]
-    dur = n / fps
     rng = np.random.default_rng([seed, SPLIT_IDS[split], subject, STEM_IDS[stem]])
     subj = subject_model(seed, split, subject)
-    canvas = _head_canvas(subj)
-    room = _draw_room(subj["room"], w, h)
     sigma = params["noise"][info.quality]
     blur = {"low": 0.8, "normal": 0.4, "high": 0.0}[info.quality]
-    rate = params["blink_rate_hz"]
     cam = Camera(rng, w, h, sigma, blur)
-    kind = info.attack
     # the camera's own drift of exposure (all classes)
     expo = _smooth(rng, 2, 0.03, 0.05, 0.3)
+    return SimpleNamespace(seed=seed, info=info, w=w, h=h, fps=fps, n=n, s=1.0 - params["difficulty"],
+                           dur=n / fps, rng=rng, subj=subj, canvas=_head_canvas(subj),
+                           room=_draw_room(subj["room"], w, h), rate=params["blink_rate_hz"],
+                           cam=cam, expo=expo, split=split, subject=subject)
 
+
+def _render_frames(params: dict, split: str, subject: int, stem: str):
+    """Yield the uint8 BGR frames of one video."""
+    v = _video_setup(params, split, subject, stem)
+    kind = v.info.attack
     if kind == "genuine":
-        face = LiveFace(rng, dur, rate)
-        for i in range(n):
-            t = i / fps
-            yield cam(_live_frame(room, canvas, face, t, subj["skin"]) * np.float32(1 + expo(t)))
-        return
+        yield from _genuine_frames(v)
+    elif kind in ("warped", "cut"):
+        yield from _print_frames(v, kind)
+    else:
+        yield from _replay_frames(v)
 
-    if kind in ("warped", "cut"):
-        # the photo: a still of the subject in another room, printed at ~frame resolution
-        prng = np.random.default_rng([seed, SPLIT_IDS[split], subject, 2000, QUALITIES.index(info.quality)])
-        pw, ph = w, h
-        photo_bg = _draw_room(subj["photo_room"], pw, ph)
-        still = LiveFace(prng, dur, rate, still=True)
-        photo = _live_frame(photo_bg, canvas, still, 0.0, subj["skin"], still=True)
-        holes = None
-        M = _place(pw, ph, (0, 0, 0, 1, 0))
-        if kind == "cut":
-            holes = []
-            for ex, ey in EYES:
-                c = M @ np.array([(FACE_OFF[0] + ex) * K, (FACE_OFF[1] + ey) * K, 1.0])
-                holes.append((c[0], c[1], 3.0 * K * M[0, 0], 1.9 * K * M[1, 1]))
-        pr, margin = _make_print(photo, s, rng, holes)
-        PH, PW = pr.shape[:2]
-        mo = PlaneMotion(rng, 0.55 if kind == "warped" else 0.06)
-        live = LiveFace(rng, dur, rate) if kind == "cut" else None
-        if holes:
-            wx0 = max(0, int(min(c[0] - c[2] for c in holes)) - 4)
-            wx1 = min(pw, int(max(c[0] + c[2] for c in holes)) + 5)
-            wy0 = max(0, int(min(c[1] - c[3] for c in holes)) - 4)
-            wy1 = min(ph, int(max(c[1] + c[3] for c in holes)) + 5)
-        if live is not None:          # the person behind moves a little relative to the print
-            live.tx = _smooth(rng, 2, 0.006, 0.2, 0.8)
-            live.ty = _smooth(rng, 2, 0.006, 0.2, 0.8)
-            live.rot = _smooth(rng, 2, 0.6, 0.2, 0.6)
-            live.scale = _smooth(rng, 1, 0.005, 0.2, 0.6)
-            live.yaw = _smooth(rng, 1, 0.02, 0.2, 0.6)
-        for i in range(n):
-            t = i / fps
-            sheet = pr
-            if live is not None:      # only the window around the holes is rendered
-                behind = _live_frame(np.zeros((wy1 - wy0, wx1 - wx0, 3), np.float32) + subj["skin"] * 0.5,
-                                     canvas, live, t, subj["skin"], frame_wh=(pw, ph), roi=(wx0, wy0))
-                sheet = pr.copy()
-                win = sheet[margin + wy0:margin + wy1, margin + wx0:margin + wx1]
-                a = win[..., 3:4]
-                win[..., :3] = win[..., :3] * a + behind * (1 - a)
-                win[..., 3] = 1.0
-            mx, my, shade = _plane_maps(w, h, PW, PH, mo, t, inner=pw / PW)
-            layer = cv2.remap(sheet, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-            col = None if shade is None else layer[..., :3] * shade[..., None]
-            frame = _over(layer, room, col) * np.float32(1 + expo(t))
-            yield cam(frame)
-        return
 
-    # video replay: a recording of the live subject, shown on a hand-held screen
-    srng = np.random.default_rng([seed, SPLIT_IDS[split], subject, 3000, QUALITIES.index(info.quality)])
+def _genuine_frames(v: SimpleNamespace):
+    face = LiveFace(v.rng, v.dur, v.rate)
+    for i in range(v.n):
+        t = i / v.fps
+        yield v.cam(_live_frame(v.room, v.canvas, face, t, v.subj["skin"]) * np.float32(1 + v.expo(t)))
+
+
+def _print_setup(v: SimpleNamespace, kind: str) -> SimpleNamespace:
+    """The photo: a still of the subject in another room, printed at ~frame resolution;
+    for ``cut``, eye holes with the live person behind them."""
+    rng, subj, canvas = v.rng, v.subj, v.canvas
+    prng = np.random.default_rng([v.seed, SPLIT_IDS[v.split], v.subject, 2000,
+                                  QUALITIES.index(v.info.quality)])
+    pw, ph = v.w, v.h
+    photo_bg = _draw_room(subj["photo_room"], pw, ph)
+    still = LiveFace(prng, v.dur, v.rate, still=True)
+    photo = _live_frame(photo_bg, canvas, still, 0.0, subj["skin"], still=True)
+    holes = None
+    M = _place(pw, ph, (0, 0, 0, 1, 0))
+    if kind == "cut":
+        holes = []
+        for ex, ey in EYES:
+            c = M @ np.array([(FACE_OFF[0] + ex) * K, (FACE_OFF[1] + ey) * K, 1.0])
+            holes.append((c[0], c[1], 3.0 * K * M[0, 0], 1.9 * K * M[1, 1]))
+    pr, margin = _make_print(photo, v.s, rng, holes)
+    mo = PlaneMotion(rng, 0.55 if kind == "warped" else 0.06)
+    live = LiveFace(rng, v.dur, v.rate) if kind == "cut" else None
+    win = None
+    if holes:
+        win = (max(0, int(min(c[0] - c[2] for c in holes)) - 4),
+               min(pw, int(max(c[0] + c[2] for c in holes)) + 5),
+               max(0, int(min(c[1] - c[3] for c in holes)) - 4),
+               min(ph, int(max(c[1] + c[3] for c in holes)) + 5))
+    if live is not None:          # the person behind moves a little relative to the print
+        live.tx = _smooth(rng, 2, 0.006, 0.2, 0.8)
+        live.ty = _smooth(rng, 2, 0.006, 0.2, 0.8)
+        live.rot = _smooth(rng, 2, 0.6, 0.2, 0.6)
+        live.scale = _smooth(rng, 1, 0.005, 0.2, 0.6)
+        live.yaw = _smooth(rng, 1, 0.02, 0.2, 0.6)
+    return SimpleNamespace(pr=pr, margin=margin, mo=mo, live=live, win=win, pw=pw, ph=ph)
+
+
+def _print_frames(v: SimpleNamespace, kind: str):
+    p = _print_setup(v, kind)
+    pr, margin, live, pw, ph = p.pr, p.margin, p.live, p.pw, p.ph
+    PH, PW = pr.shape[:2]
+    for i in range(v.n):
+        t = i / v.fps
+        sheet = pr
+        if live is not None:      # only the window around the holes is rendered
+            wx0, wx1, wy0, wy1 = p.win
+            behind = _live_frame(np.zeros((wy1 - wy0, wx1 - wx0, 3), np.float32) + v.subj["skin"] * 0.5,
+                                 v.canvas, live, t, v.subj["skin"], frame_wh=(pw, ph), roi=(wx0, wy0))
+            sheet = pr.copy()
+            win = sheet[margin + wy0:margin + wy1, margin + wx0:margin + wx1]
+            a = win[..., 3:4]
+            win[..., :3] = win[..., :3] * a + behind * (1 - a)
+            win[..., 3] = 1.0
+        mx, my, shade = _plane_maps(v.w, v.h, PW, PH, p.mo, t, inner=pw / PW)
+        layer = cv2.remap(sheet, mx, my, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+        col = None if shade is None else layer[..., :3] * shade[..., None]
+        frame = _over(layer, v.room, col) * np.float32(1 + v.expo(t))
+        yield v.cam(frame)
+
+
+def _replay_frames(v: SimpleNamespace):
+    """Video replay: a recording of the live subject, shown on a hand-held screen."""
+    rng, s, w, h = v.rng, v.s, v.w, v.h
+    srng = np.random.default_rng([v.seed, SPLIT_IDS[v.split], v.subject, 3000,
+                                  QUALITIES.index(v.info.quality)])
     sw, sh = w, h
-    rec_room = _draw_room(subj["photo_room"], sw, sh)
-    face = LiveFace(srng, dur, rate)
+    rec_room = _draw_room(v.subj["photo_room"], sw, sh)
+    face = LiveFace(srng, v.dur, v.rate)
     bez = int(round(min(sw, sh) * rng.uniform(0.06, 0.1)))
     SW, SH = sw + 2 * bez, sh + 2 * bez
     mo = PlaneMotion(rng, 0.0)
@@ -582,9 +609,9 @@ def _render_frames(params: dict, split: str, subject: int, stem: str):
     tint = np.array([0.06, 0.0, -0.05], np.float32) * s  # cooler display white (BGR)
     ys_, xs_ = np.mgrid[0:SH, 0:SW].astype(np.float32)
     gloss = (0.10 + 0.05 * (xs_ / SW - ys_ / SH)).astype(np.float32)
-    for i in range(n):
-        t = i / fps
-        content = _live_frame(rec_room, canvas, face, t, subj["skin"])
+    for i in range(v.n):
+        t = i / v.fps
+        content = _live_frame(rec_room, v.canvas, face, t, v.subj["skin"])
         content = np.clip(content + 0.01 * srng.standard_normal(content.shape, dtype=np.float32), 0, 1)
         disp = 0.05 * s + (1 - 0.05 * s) * cv2.pow(content, gamma)
         disp = disp * (1 + tint)
@@ -601,8 +628,8 @@ def _render_frames(params: dict, split: str, subject: int, stem: str):
         on = ((mx > bez) & (mx < bez + sw) & (my > bez) & (my < bez + sh)).astype(np.float32)
         grid = (np.cos(math.pi * mx / pitch) ** 2) * (np.cos(math.pi * my / pitch) ** 2)
         layer[..., :3] *= (1 - on * (0.30 * s) * (1 - grid))[..., None]
-        frame = _over(layer, room) * np.float32(1 + expo(t))
-        yield cam(frame)
+        frame = _over(layer, v.room) * np.float32(1 + v.expo(t))
+        yield v.cam(frame)
 
 
 def video_path(root: Path, split: str, subject: int, stem: str) -> Path:
@@ -616,29 +643,21 @@ def render_video(args: tuple) -> tuple[str, str]:
     path = video_path(root, split, subject, stem)
     rel = path.relative_to(root).as_posix()
     if path.exists():
-        return rel, _sha256(path)
+        return rel, file_sha256(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{stem}.partial{VIDEO_EXT}")
     w, h = params["sizes"][STEMS[stem].quality]
-    # The FFmpeg backend's MJPG (bundled with opencv-python): 4:2:0, about a third of the
-    # size of OpenCV's own MJPG muxer at equal error, and deterministic. It ignores
-    # VIDEOWRITER_PROP_QUALITY, so there is no quality knob.
-    vw = cv2.VideoWriter(str(tmp), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"MJPG"), params["fps"], (w, h))
-    if not vw.isOpened():
-        raise RuntimeError(f"cv2.VideoWriter could not open {tmp} (MJPG)")
-    for frame in _render_frames(params, split, subject, stem):
-        vw.write(frame)
-    vw.release()
-    os.replace(tmp, path)
-    return rel, _sha256(path)
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
+    with atomic_path(path, VIDEO_EXT) as tmp:
+        # The FFmpeg backend's MJPG (bundled with opencv-python): 4:2:0, about a third of the
+        # size of OpenCV's own MJPG muxer at equal error, and deterministic. It ignores
+        # VIDEOWRITER_PROP_QUALITY, so there is no quality knob.
+        vw = cv2.VideoWriter(str(tmp), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"MJPG"),
+                             params["fps"], (w, h))
+        if not vw.isOpened():
+            raise RuntimeError(f"cv2.VideoWriter could not open {tmp} (MJPG)")
+        for frame in _render_frames(params, split, subject, stem):
+            vw.write(frame)
+        vw.release()
+    return rel, file_sha256(path)
 
 
 def _manifest_params(params: dict) -> dict:
@@ -681,9 +700,7 @@ def generate(params: dict, out: Path, workers: int = 2, force: bool = False,
                 "faces": {f"{sp}/{sub}": face_assignment(params["seed"])[(sp, sub)]
                           for sp in ("train", "test") for sub in params["subjects"][sp]},
                 "files": dict(sorted(files.items()))}
-    tmp = man_path.with_name(MANIFEST + ".tmp")
-    tmp.write_text(json.dumps(manifest, indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, man_path)
+    write_json_atomic(man_path, manifest, sort_keys=True)
     return manifest
 
 
@@ -739,9 +756,9 @@ def contact_sheet(root: Path, out_png: Path, split: str = "train", subject: int 
         strips.append(np.pad(strip, ((0, 4), (0, width - strip.shape[1]), (0, 0)), constant_values=255))
     sheet = np.vstack(rows + strips)
     out_png.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_png.with_name(out_png.stem + ".partial.png")
-    cv2.imwrite(str(tmp), sheet)
-    os.replace(tmp, out_png)
+    with atomic_path(out_png, ".png") as tmp:
+        if not cv2.imwrite(str(tmp), sheet):
+            raise RuntimeError(f"cv2.imwrite could not write {tmp}")
     return out_png
 
 

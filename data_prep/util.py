@@ -1,16 +1,17 @@
-"""Small shared helpers: atomic writes, hashing, worker setup, the test kill hook."""
+"""Small shared helpers: hashing, the worker pool, the test kill hook.
+
+Atomic writes live in configs/files.py (imported here under the names data_prep uses)."""
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
+import multiprocessing as mp
 import os
 import signal
 from pathlib import Path
 
-
-class OutputError(RuntimeError):
-    """The output folder cannot be written (unwritable, disk full); earlier outputs are untouched."""
+from configs.files import (OutputError, cleanup, output_error, tmp_name,  # noqa: F401
+                           write_json_atomic, write_text_atomic)
 
 
 def stable_hash(obj, n: int = 16) -> str:
@@ -30,40 +31,38 @@ def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
-def tmp_name(path: Path) -> Path:
-    """Temporary sibling of ``path``: same folder (so os.replace is atomic), never listed."""
-    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+def progress_bar(total, desc: str, on: bool, unit: str = "frame"):
+    from tqdm import tqdm
+    return tqdm(total=total, desc=desc, unit=unit, disable=not on, smoothing=0.1,
+                dynamic_ncols=True, mininterval=0.5)
 
 
-def write_json_atomic(path: Path, obj) -> None:
-    path = Path(path)
-    tmp = tmp_name(path)
-    try:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=1, sort_keys=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except OSError as e:
-        _cleanup(tmp)
-        raise output_error(e, path) from e
-
-
-def _cleanup(p: Path) -> None:
-    try:
-        os.unlink(p)
-    except OSError:
-        pass
-
-
-def output_error(e: OSError, path) -> OutputError:
-    if e.errno == errno.ENOSPC:
-        why = "disk full"
-    elif e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        why = "not writable"
+def run_jobs(fn, jobs: list, workers: int, bar, kill_point: str, advance=lambda r: 1,
+             init_serial: bool = False) -> list:
+    """``fn`` over ``jobs``: a spawn pool of ``workers`` (results in completion order), or
+    in this process when ``workers`` <= 1 (``init_serial``: set it up as a worker first).
+    After each result: ``bar`` advances by ``advance(result)`` and the test kill hook
+    ``kill_point`` runs. The pool and the bar are closed on every exit."""
+    if workers > 1:
+        pool = mp.get_context("spawn").Pool(workers, initializer=worker_init)
+        it = pool.imap_unordered(fn, jobs, chunksize=1)
     else:
-        why = e.strerror or str(e)
-    return OutputError(f"cannot write {path}: {why} ({e.__class__.__name__}: {e}); "
-                       f"outputs of earlier runs are untouched")
+        pool = None
+        if init_serial:
+            worker_init()
+        it = map(fn, jobs)
+    out = []
+    try:
+        for r in it:
+            out.append(r)
+            bar.update(advance(r))
+            kill_hook(kill_point)
+    finally:
+        if pool is not None:
+            pool.close()
+            pool.join()
+        bar.close()
+    return out
 
 
 def worker_init() -> None:

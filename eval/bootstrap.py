@@ -13,8 +13,9 @@ resample is scored with the statistic of the point estimate:
   :func:`eval.metrics.eer` on untied scores.
 
 The interval is the percentile interval of the resampled statistics. It is a
-function of (scores, subjects, n_resamples, seed) only. NaN scores must be removed
-(and reported as failures to acquire) by the caller; they are ignored here.
+function of (scores, subjects, n_resamples, seed) only. NaN scores are failures to
+acquire: the HTER counts them as ``eval.metrics.farfrr_fta`` does (in the denominator,
+as rejections: FAR = FMR (1 - FTA), FRR = FTA + FNMR (1 - FTA)); the EER leaves them out.
 """
 from __future__ import annotations
 
@@ -69,22 +70,25 @@ def _prepare(subjects, labels, scores):
     subjects = np.asarray(subjects)
     labels = np.asarray(labels)
     scores = np.asarray(scores, dtype=np.float64)
-    ok = ~np.isnan(scores)
-    subjects, labels, scores = subjects[ok], labels[ok], scores[ok]
-    subj, s_idx = np.unique(subjects, return_inverse=True)
+    subj, s_all = np.unique(subjects, return_inverse=True)
+    nan, gen_all = np.isnan(scores), labels == GENUINE
+    fta_n = np.bincount(s_all[nan & ~gen_all], minlength=subj.size).astype(float)
+    fta_p = np.bincount(s_all[nan & gen_all], minlength=subj.size).astype(float)
+    ok = ~nan
+    s_idx, labels, scores = s_all[ok], labels[ok], scores[ok]
     u, v_idx = np.unique(scores, return_inverse=True)
     genuine = labels == GENUINE
     cn = np.zeros((subj.size, u.size))
     cp = np.zeros((subj.size, u.size))
     np.add.at(cn, (s_idx[~genuine], v_idx[~genuine]), 1.0)
     np.add.at(cp, (s_idx[genuine], v_idx[genuine]), 1.0)
-    return subj, s_idx, genuine, scores, cn, cp
+    return subj, s_idx, genuine, scores, cn, cp, fta_n, fta_p
 
 
 def subject_bootstrap(subjects, labels, scores, threshold: float, n_resamples: int = 1000,
                       ci_level: float = 0.95, seed: int = 0) -> BootstrapResult:
     """Point estimates and percentile intervals of HTER(threshold) and EER."""
-    subj, s_idx, genuine, scores, cnt_n, cnt_p = _prepare(subjects, labels, scores)
+    subj, s_idx, genuine, scores, cnt_n, cnt_p, fta_n, fta_p = _prepare(subjects, labels, scores)
     if not genuine.any() or genuine.all():
         raise ValueError("the bootstrap needs both genuine and attack scores")
     S = subj.size
@@ -92,16 +96,17 @@ def subject_bootstrap(subjects, labels, scores, threshold: float, n_resamples: i
     fa = np.bincount(s_idx[~genuine], weights=(scores[~genuine] >= threshold).astype(float),
                      minlength=S)
     fr = np.bincount(s_idx[genuine], weights=(scores[genuine] < threshold).astype(float),
-                     minlength=S)
+                     minlength=S) + fta_p                 # a genuine FTA is a false rejection
+    hn, hp = nn + fta_n, np_ + fta_p                      # HTER denominators keep the FTAs
     cum_n, cum_p = np.cumsum(cnt_n, axis=1), np.cumsum(cnt_p, axis=1)
 
     ones = np.ones((1, S))
-    hter_point = float(((fa.sum() / nn.sum()) + (fr.sum() / np_.sum())) / 2.0)
+    hter_point = float(((fa.sum() / hn.sum()) + (fr.sum() / hp.sum())) / 2.0)
     eer_point = float(_weighted_eer(ones, cum_n, cum_p, nn, np_)[0])
 
     w = _draw_weights(S, n_resamples, seed)
     with np.errstate(invalid="ignore", divide="ignore"):
-        hters = ((w @ fa) / (w @ nn) + (w @ fr) / (w @ np_)) / 2.0
+        hters = ((w @ fa) / (w @ hn) + (w @ fr) / (w @ hp)) / 2.0
     chunk = max(1, int(4_000_000 // max(cum_n.shape[1], 1)))
     eers = np.concatenate([_weighted_eer(w[i:i + chunk], cum_n, cum_p, nn, np_)
                            for i in range(0, n_resamples, chunk)])

@@ -14,6 +14,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from configs.files import save_figure_atomic  # noqa: E402
 from data_prep.casia import ATTACK_TYPES, GENUINE  # noqa: E402
 from eval import metrics  # noqa: E402
 
@@ -29,15 +30,14 @@ def _split(arr: dict):
 
 def _save(fig, path: Path, caption: str) -> Path:
     """Caption at the foot, PNG written atomically (temp file + rename), figure closed."""
-    import os
     import textwrap
     caption = "\n".join(textwrap.wrap(caption, 140))
     fig.text(0.01, 0.005, caption, fontsize=6, va="bottom")
     fig.tight_layout(rect=(0, 0.02 + 0.025 * (caption.count("\n") + 1), 1, 1))
-    tmp = Path(path).with_name(Path(path).stem + ".tmp.png")
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        save_figure_atomic(fig, path, 120)
+    finally:
+        plt.close(fig)
     return path
 
 

@@ -75,6 +75,26 @@ def farfrr(negatives, positives, threshold: float) -> tuple[float, float]:
             float(np.count_nonzero(pos < threshold)) / pos.size)
 
 
+def farfrr_fta(negatives, positives, threshold: float) -> tuple[float, float]:
+    """(FAR, FRR) at ``threshold`` with failures to acquire (NaN scores) counted, as
+    bob.measure's metrics report them (ISO/IEC 19795-1): FAR = FMR * (1 - FTA),
+    FRR = FTA + FNMR * (1 - FTA), where FMR and FNMR are the rates of the scores that
+    exist and FTA is each class's share of NaN scores. So a failure to acquire stays in
+    its class's denominator and counts as a rejection: a genuine one is a false
+    rejection, an attack one is not accepted. Without NaN this equals :func:`farfrr`."""
+    neg = np.asarray(negatives, dtype=np.float64).ravel()
+    pos = np.asarray(positives, dtype=np.float64).ravel()
+    if neg.size == 0 or pos.size == 0:
+        raise ValueError("no negatives (attack) or no positives (genuine): the error rate "
+                         "is undefined for an empty class")
+    if np.isnan(threshold):
+        raise ValueError("threshold is NaN")
+    ok_n, ok_p = ~np.isnan(neg), ~np.isnan(pos)
+    fa = np.count_nonzero(neg[ok_n] >= threshold)
+    fr = np.count_nonzero(pos[ok_p] < threshold) + np.count_nonzero(~ok_p)
+    return float(fa) / neg.size, float(fr) / pos.size
+
+
 def hter(negatives, positives, threshold: float) -> float:
     """Half total error rate (FAR + FRR) / 2 at a given (e.g. validation) threshold."""
     far, frr = farfrr(negatives, positives, threshold)
@@ -159,11 +179,13 @@ class PadErrors(NamedTuple):
 
 
 def apcer_bpcer(attack_scores_by_type: Mapping[str, Sequence[float]], genuine_scores,
-                threshold: float) -> PadErrors:
+                threshold: float, fta_rejected: bool = False) -> PadErrors:
     """APCER per attack type, max APCER, BPCER and ACER at ``threshold``.
 
     APCER(type) = attacks of that type with score >= threshold / attacks of that type;
-    BPCER = genuine with score < threshold / genuine. NaNs are dropped and counted."""
+    BPCER = genuine with score < threshold / genuine. NaNs are counted; they are dropped
+    from the rates, or with ``fta_rejected`` kept in them as rejections
+    (:func:`farfrr_fta`)."""
     if not attack_scores_by_type:
         raise ValueError("no attack types given")
     with warnings.catch_warnings():
@@ -173,8 +195,11 @@ def apcer_bpcer(attack_scores_by_type: Mapping[str, Sequence[float]], genuine_sc
         per = {}
         bpcer = None
         for k, v in attack_scores_by_type.items():
-            a, b = farfrr(_clean_named(v, f"attack '{k}'"),
-                          _clean_named(genuine_scores, "genuine"), threshold)
+            if fta_rejected:
+                a, b = farfrr_fta(v, genuine_scores, threshold)
+            else:
+                a, b = farfrr(_clean_named(v, f"attack '{k}'"),
+                              _clean_named(genuine_scores, "genuine"), threshold)
             per[k], bpcer = a, b
     apcer = max(per.values())
     return PadErrors(per, apcer, bpcer, (apcer + bpcer) / 2.0, fta, fta_g)

@@ -36,6 +36,7 @@ from typing import Iterable, Mapping, NamedTuple, Union
 
 import numpy as np
 
+from configs.files import atomic_path
 from data_prep.casia import GENUINE, STEMS
 
 COLUMNS = ("claimed_id", "test_label", "is_bonafide", "attack_type", "score",
@@ -89,8 +90,7 @@ def write_scores(path: str | os.PathLike, rows: Iterable[RowLike]) -> Path:
     """Write score rows (ScoreRow or dicts with subject, video, frame, score) atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
+    with atomic_path(path) as tmp:
         with open(tmp, "w", newline="") as f:
             w = csv.writer(f)
             w.writerow(COLUMNS)
@@ -100,10 +100,6 @@ def write_scores(path: str | os.PathLike, rows: Iterable[RowLike]) -> Path:
                 w.writerow((r.subject, f"{r.subject}/{r.video}/{r.frame}",
                             "True" if r.label == GENUINE else "False", r.attack, score,
                             r.subject, r.video, r.quality, r.frame, r.label))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
     return path
 
 

@@ -10,14 +10,23 @@ Input layout (written by the training code)::
 
     <results>/<model>_T<T>_s<scale>/fold<k>/scores_val.csv   k = 1..5, the fold model on its validation fold
     <results>/<model>_T<T>_s<scale>/full/scores_test.csv     the model retrained on all train subjects
+    <results>/<model>_T<T>_s<scale>/full/selection.json      model selection's validation thresholds
 
 ``model`` is ``cnn``, ``lstm`` (Caffe's LSTM, no peepholes) or ``peephole``; score
 files follow ``eval.scores``. Per experiment and protocol (``eval.protocols``):
 
 * EER(val): EER of the pooled validation scores of the folds present (the mean of
   the per-fold EERs is given too);
-* threshold: ``eer_threshold`` of those pooled validation scores;
+* threshold: ``eer_threshold`` of those pooled validation scores, as model selection
+  saved it in ``full/selection.json`` (``eval.thresholds``; never recomputed here),
+  with the paper's other reading, the mean of the per-fold EER thresholds, beside it;
 * HTER(test): (FAR + FRR) / 2 on test at that threshold; EER(test): EER on test;
+* failures to acquire: every test video or window that preparation skipped
+  (``full/fta.json``, written by the full run) is a NaN test sample, in every protocol.
+  They enter HTER as bob.measure counts FTA: FAR = FMR (1 - FTA), FRR = FTA + FNMR
+  (1 - FTA), per class (``eval.metrics.farfrr_fta``): a skipped genuine video is a false
+  rejection, a skipped attack is not accepted, and neither leaves its denominator.
+  EER(test) and the validation thresholds use the scored samples only;
 * 95 % intervals: bootstrap over test subjects (``eval.bootstrap``), for the overall
   protocol of every experiment and for all protocols of the Table 1 experiments.
 
@@ -31,7 +40,7 @@ from __future__ import annotations
 
 import argparse
 import csv
-import re
+import json
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -40,20 +49,20 @@ from typing import Optional
 
 import numpy as np
 
-from configs import load_config
+from configs import grammar, load_config
 from data_prep.casia import ATTACK_TYPES, GENUINE
 from eval import figures, metrics, paper_results
 from eval.bootstrap import BootstrapResult, subject_bootstrap
 from eval.protocols import PROTOCOLS, mask
-from eval.scores import as_arrays, read_scores, video_level
+from eval.scores import make_row
+from eval.thresholds import att_gen, load_scores
 
-EXP_RE = re.compile(r"^(cnn|lstm|peephole)_T(\d+)_s(\d+(?:\.\d+)?)$")
-FOLD_RE = re.compile(r"^fold(\d+)$")
 N_FOLDS_PAPER = 5
 
 
 @dataclass
-class Experiment:
+class Scored:
+    """One experiment's score files; name, model, T and scale follow configs.grammar."""
     name: str
     model: str            # cnn | lstm | peephole
     T: int
@@ -61,13 +70,14 @@ class Experiment:
     folds: list           # fold numbers found
     val: list             # per fold: as_arrays(...) of its validation scores
     test: dict            # as_arrays of the test scores
+    thresholds: dict      # protocol -> {"pooled", "fold_mean"}: full/selection.json, this level
 
     @property
     def label(self) -> str:
         if self.model == "cnn":
-            return f"CNN s={self.scale:g}"
+            return f"CNN s={grammar.scale_str(self.scale)}"
         kind = "Caffe LSTM, no peephole" if self.model == "lstm" else "peephole LSTM"
-        return f"LSTM-CNN({self.T}) s={self.scale:g} [{kind}]"
+        return f"LSTM-CNN({self.T}) s={grammar.scale_str(self.scale)} [{kind}]"
 
     @property
     def paper_method(self) -> str:
@@ -80,6 +90,7 @@ class ProtocolResult:
     eer_val: float
     eer_val_fold_mean: float
     threshold: float
+    threshold_fold_mean: Optional[float]
     hter_test: float
     eer_test: float
     far_test: float
@@ -95,17 +106,38 @@ class ProtocolResult:
 class Report:
     level: str
     notes: list = field(default_factory=list)
+    fta: list = field(default_factory=list)    # per experiment: test windows preparation skipped
 
 
 def _concat(parts: list) -> dict:
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
-def _load(path: Path, level: str) -> dict:
-    rows = read_scores(path)
-    if not rows:
-        raise ValueError(f"{path}: no score rows")
-    return as_arrays(video_level(rows) if level == "video" else rows)
+def _skipped_rows(path: Path, name: str, report: Report) -> list:
+    """Failures to acquire: a NaN test row per window that preparation skipped
+    (full/fta.json, written by the full run), noted once per experiment."""
+    if not path.is_file():
+        report.notes.append(f"{name}: no full/fta.json, so test videos skipped by preparation "
+                            f"are unknown here and not counted")
+        return []
+    entries = json.loads(path.read_text())["videos"]
+    if entries:
+        n_win = sum(int(e["missing"]) for e in entries)
+        n_vid = sum(1 for e in entries if int(e["windows_scored"]) == 0)
+        report.fta.append(f"{name}: {n_win} test window(s) in {len(entries)} video(s), "
+                          f"{n_vid} of them with no window at all")
+    return [make_row(e["subject"], e["stem"], -1, float("nan"))
+            for e in entries for _ in range(int(e["missing"]))]
+
+
+def _thresholds(sel_path: Path, level: str) -> Optional[dict]:
+    """The validation thresholds model selection saved (eval.thresholds), or None."""
+    if not sel_path.is_file():
+        return None
+    try:
+        return json.loads(sel_path.read_text())["thresholds"][level]
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def discover(results: Path, level: str, report: Report) -> list:
@@ -114,24 +146,32 @@ def discover(results: Path, level: str, report: Report) -> list:
         raise FileNotFoundError(f"results folder not found: {results}")
     found = []
     for d in sorted(p for p in results.iterdir() if p.is_dir()):
-        m = EXP_RE.match(d.name)
-        if not m:
+        try:
+            model, T, scale = grammar.parse_name(d.name)
+        except grammar.GrammarError:
             continue
         test = d / "full" / "scores_test.csv"
-        folds = sorted(int(FOLD_RE.match(f.name).group(1)) for f in d.iterdir()
-                       if f.is_dir() and FOLD_RE.match(f.name) and (f / "scores_val.csv").is_file())
+        folds = sorted(grammar.parse_split(f.name) for f in d.iterdir()
+                       if f.is_dir() and grammar.parse_split(f.name) and (f / "scores_val.csv").is_file())
         if not test.is_file():
             report.notes.append(f"{d.name}: skipped, no full/scores_test.csv")
             continue
         if not folds:
             report.notes.append(f"{d.name}: skipped, no fold*/scores_val.csv (no validation threshold)")
             continue
+        thr = _thresholds(d / "full" / "selection.json", level)
+        if thr is None:
+            report.notes.append(f"{d.name}: skipped, full/selection.json holds no validation "
+                                f"thresholds (model selection writes them; delete full/ and run "
+                                f"the full experiment again)")
+            continue
         if len(folds) != N_FOLDS_PAPER:
             report.notes.append(f"{d.name}: {len(folds)} of {N_FOLDS_PAPER} validation folds "
                                 f"present (folds {', '.join(map(str, folds))}), pooled as they are")
-        val = [_load(d / f"fold{k}" / "scores_val.csv", level) for k in folds]
-        found.append(Experiment(d.name, m.group(1), int(m.group(2)), float(m.group(3)),
-                                folds, val, _load(test, level)))
+        val = [load_scores(d / f"fold{k}" / "scores_val.csv", level) for k in folds]
+        missing = _skipped_rows(d / "full" / "fta.json", d.name, report)
+        found.append(Scored(d.name, model, T, scale, folds, val,
+                            load_scores(test, level, missing), thr))
     if not found:
         raise FileNotFoundError(
             f"no experiment found in {results}: expected folders named "
@@ -140,41 +180,36 @@ def discover(results: Path, level: str, report: Report) -> list:
     return found
 
 
-def _att_gen(arr: dict, sel: np.ndarray):
-    s = arr["score"][sel]
-    g = arr["label"][sel] == GENUINE
-    return s[~g], s[g]
-
-
 def _clean(x):
     return x[~np.isnan(x)]
 
 
-def evaluate(exp: Experiment, protocol: str, bootstrap: Optional[dict]) -> Optional[ProtocolResult]:
+def evaluate(exp: Scored, protocol: str, bootstrap: Optional[dict]) -> Optional[ProtocolResult]:
     """One experiment, one protocol; None when a class is missing."""
     val = _concat(exp.val)
-    va, vg = _att_gen(val, mask(val, protocol))
-    ta, tg = _att_gen(exp.test, mask(exp.test, protocol))
+    va, vg = att_gen(val, mask(val, protocol))
+    ta_all, tg_all = att_gen(exp.test, mask(exp.test, protocol))   # NaN = failure to acquire
     fta_val = int(np.isnan(va).sum() + np.isnan(vg).sum())
-    fta_test = int(np.isnan(ta).sum() + np.isnan(tg).sum())
-    va, vg, ta, tg = map(_clean, (va, vg, ta, tg))
-    if min(va.size, vg.size, ta.size, tg.size) == 0:
+    fta_test = int(np.isnan(ta_all).sum() + np.isnan(tg_all).sum())
+    va, vg, ta, tg = map(_clean, (va, vg, ta_all, tg_all))
+    thr = (exp.thresholds.get(protocol) or {}).get("pooled")
+    if min(va.size, vg.size, ta.size, tg.size) == 0 or thr is None:
         return None
-    thr = metrics.eer_threshold(va, vg)
     fold_eers = []
     for f in exp.val:
-        a, g = map(_clean, _att_gen(f, mask(f, protocol)))
+        a, g = map(_clean, att_gen(f, mask(f, protocol)))
         if a.size and g.size:
             fold_eers.append(metrics.eer(a, g))
-    far, frr = metrics.farfrr(ta, tg, thr)
+    far, frr = metrics.farfrr_fta(ta_all, tg_all, thr)   # FTA as rejections, in the denominators
     pad = None
     if protocol == "overall":
         sel = mask(exp.test, protocol) & (exp.test["label"] != GENUINE)
         by_type = {a: exp.test["score"][sel & (exp.test["attack"] == a)] for a in ATTACK_TYPES}
         by_type = {a: s for a, s in by_type.items() if s.size}
-        pad = metrics.apcer_bpcer(by_type, tg, thr)
+        pad = metrics.apcer_bpcer(by_type, tg_all, thr, fta_rejected=True)
     r = ProtocolResult(protocol, metrics.eer(va, vg), float(np.mean(fold_eers)) if fold_eers else np.nan,
-                       thr, (far + frr) / 2, metrics.eer(ta, tg), far, frr, (tg.size, ta.size),
+                       thr, exp.thresholds[protocol].get("fold_mean"), (far + frr) / 2,
+                       metrics.eer(ta, tg), far, frr, (tg.size, ta.size),
                        fta_val, fta_test, pad)
     if bootstrap:
         sel = mask(exp.test, protocol)
@@ -184,6 +219,14 @@ def evaluate(exp: Experiment, protocol: str, bootstrap: Optional[dict]) -> Optio
 
 
 # ----------------------------------------------------------------------------- formatting
+
+def _opt(x):
+    return "" if x is None else x
+
+
+def _fmt_thr(x) -> str:
+    return "—" if x is None else f"{x:.6g}"
+
 
 def pct(x) -> str:
     return "—" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{100 * x:.2f}"
@@ -263,6 +306,13 @@ def _caption_tail(report: Report, note: str, n_res: int, ci_level: float) -> lis
     lines = [f"Scores: {lvl}.",
              f"Ours: value [{100 * ci_level:g}% CI, bootstrap over test subjects, "
              f"{n_res} resamples]; Δ = ours − paper, in points."]
+    lines.append("Failures to acquire (FTA): every test video or window that preparation "
+                 "skipped (no face, or no T consecutive frames with a face) counts in every "
+                 "protocol as bob.measure counts FTA: FAR = FMR (1 - FTA), FRR = FTA + FNMR "
+                 "(1 - FTA), per class, so a skipped genuine video is a false rejection and a "
+                 "skipped attack a rejected one; EER(test) uses the scored samples only. "
+                 + ("Skipped: " + "; ".join(report.fta) + "." if report.fta
+                    else "None was skipped."))
     if note:
         lines.append(f"Note: {note}")
     return lines
@@ -272,7 +322,7 @@ def table1(out, chosen, results, tail) -> list:
     header = ["Method", "Source", "EER(val)", "HTER(test)", "EER(test)"]
     rows, csv_rows = [], []
     csv_header = ["method", "source", "experiment", "n_folds", "eer_val", "eer_val_fold_mean",
-                  "threshold", "hter_test", "hter_lo", "hter_hi", "eer_test", "eer_lo", "eer_hi",
+                  "threshold", "threshold_fold_mean", "hter_test", "hter_lo", "hter_hi", "eer_test", "eer_lo", "eer_hi",
                   "paper_eer_val", "paper_hter_test", "paper_eer_test",
                   "d_eer_val", "d_hter_test", "d_eer_test"]
     notes = []
@@ -280,7 +330,7 @@ def table1(out, chosen, results, tail) -> list:
         rows.append([p.method, f"paper; {p.cite}", pct(None if p.eer_val is None else p.eer_val / 100),
                      pct(None if p.hter_test is None else p.hter_test / 100),
                      pct(None if p.eer_test is None else p.eer_test / 100)])
-        csv_rows.append([p.method, "paper", "", "", p.eer_val, "", "", p.hter_test, "", "",
+        csv_rows.append([p.method, "paper", "", "", p.eer_val, "", "", "", p.hter_test, "", "",
                          p.eer_test, "", "", p.eer_val, p.hter_test, p.eer_test, "", "", ""])
         for e in (c for c in chosen if c.paper_method == p.method):
             r = results[e.name]["overall"]
@@ -290,14 +340,18 @@ def table1(out, chosen, results, tail) -> list:
                          f"{pct_ci(r.hter_test, ci.hter if ci else None)} (Δ {delta(r.hter_test, p.hter_test)})",
                          f"{pct_ci(r.eer_test, ci.eer if ci else None)} (Δ {delta(r.eer_test, p.eer_test)})"])
             csv_rows.append([e.label, "ours", e.name, len(e.folds), 100 * r.eer_val,
-                             100 * r.eer_val_fold_mean, r.threshold, 100 * r.hter_test,
+                             100 * r.eer_val_fold_mean, r.threshold, _opt(r.threshold_fold_mean),
+                             100 * r.hter_test,
                              100 * ci.hter.lo if ci else "", 100 * ci.hter.hi if ci else "",
                              100 * r.eer_test, 100 * ci.eer.lo if ci else "",
                              100 * ci.eer.hi if ci else "", p.eer_val, p.hter_test, p.eer_test,
                              delta(r.eer_val, p.eer_val), delta(r.hter_test, p.hter_test),
                              delta(r.eer_test, p.eer_test)])
             notes.append(f"{e.name}: EER(val) pooled over folds {e.folds}; mean of per-fold "
-                         f"EERs {pct(r.eer_val_fold_mean)}; validation threshold {r.threshold:.6g}.")
+                         f"EERs {pct(r.eer_val_fold_mean)}; validation threshold {r.threshold:.6g} "
+                         f"(EER threshold of the pooled fold scores, used for HTER; the other "
+                         f"reading of §4.4, the mean of the per-fold EER thresholds: "
+                         f"{_fmt_thr(r.threshold_fold_mean)}).")
     cap = ["Table 1. Basic results (%) on CASIA-FASD, overall protocol: EER(val) on the pooled "
            "validation folds, HTER(test) at the validation EER threshold, EER(test)."] + tail + notes
     return write_table(out, "table1", cap, header, rows, csv_header, csv_rows)
@@ -375,7 +429,8 @@ def iso_table(out, chosen, results, tail) -> list:
                         + [100 * pad.apcer, 100 * pad.bpcer, 100 * pad.acer, fta])
     cap = ["ISO/IEC 30107-3 metrics (%) on test at the validation EER threshold (overall protocol): "
            "APCER per attack type (PAI species), APCER = max over types, BPCER = FRR, "
-           "ACER = (APCER + BPCER) / 2. FTA: NaN scores, left out of the rates."] + tail[:1] + tail[2:]
+           "ACER = (APCER + BPCER) / 2. FTA: test samples without a score (skipped by "
+           "preparation, or NaN), counted in the rates as rejections."] + tail[:1] + tail[2:]
     return write_table(out, "iso", cap, header, rows,
                        ["experiment", "threshold"] + [f"apcer_{a}" for a in ATTACK_TYPES]
                        + ["apcer_max", "bpcer", "acer", "fta"], csv_rows)
@@ -386,7 +441,8 @@ def all_results_csv(out: Path, exps, results) -> Path:
     with open(path, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["experiment", "model", "T", "scale", "n_folds", "protocol", "eer_val",
-                    "eer_val_fold_mean", "threshold", "hter_test", "hter_lo", "hter_hi",
+                    "eer_val_fold_mean", "threshold", "threshold_fold_mean", "hter_test", "hter_lo",
+                    "hter_hi",
                     "eer_test", "eer_lo", "eer_hi", "far_test", "frr_test", "n_genuine",
                     "n_attack", "fta_val", "fta_test"])
         for e in exps:
@@ -396,7 +452,8 @@ def all_results_csv(out: Path, exps, results) -> Path:
                     continue
                 ci = r.ci
                 w.writerow([e.name, e.model, e.T, e.scale, len(e.folds), p, 100 * r.eer_val,
-                            100 * r.eer_val_fold_mean, r.threshold, 100 * r.hter_test,
+                            100 * r.eer_val_fold_mean, r.threshold, _opt(r.threshold_fold_mean),
+                            100 * r.hter_test,
                             100 * ci.hter.lo if ci else "", 100 * ci.hter.hi if ci else "",
                             100 * r.eer_test, 100 * ci.eer.lo if ci else "", 100 * ci.eer.hi if ci else "",
                             100 * r.far_test, 100 * r.frr_test, r.n_test[0], r.n_test[1],
@@ -405,6 +462,40 @@ def all_results_csv(out: Path, exps, results) -> Path:
 
 
 # ----------------------------------------------------------------------------- driver
+
+def _evaluate_all(exps: list, cfg: dict, boot: dict, report: Report) -> tuple[dict, list]:
+    """Every experiment in the overall protocol (with intervals), the Table 1 choice, then
+    every other protocol (intervals for the Table 1 experiments only)."""
+    results = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", metrics.FailureToAcquireWarning)
+        for e in exps:
+            r = evaluate(e, "overall", boot)
+            results[e.name] = {"overall": r} if r else {}
+            if r is None:
+                report.notes.append(f"{e.name}: overall protocol lacks a class; left out")
+        chosen = select_table1(exps, results, list(cfg["experiments"]["table1"]), report)
+        for e in exps:
+            for p in PROTOCOLS[1:]:
+                r = evaluate(e, p, boot if e in chosen else None)
+                if r is None:
+                    report.notes.append(f"{e.name}: protocol {p} lacks a class in val or test; left out")
+                results[e.name][p] = r
+    return results, chosen
+
+
+def _figures(out: Path, chosen: list, results: dict, level: str, note: str, fig6_points) -> dict:
+    cap = f"{'sample' if level == 'sample' else 'video'}-level test scores" + (f"; {note}" if note else "")
+    curves = [(e.label, e.test, results[e.name]["overall"].threshold) for e in chosen]
+    written = {"fig6": figures.fig6_hter_vs_threshold(curves, out / "fig6_hter_vs_threshold.png",
+                                                      cap, fig6_points),
+               "roc": figures.roc_curves(curves, out / "roc.png", cap),
+               "det": figures.det_curves(curves, out / "det.png", cap)}
+    for e in chosen:
+        written[f"hist_{e.name}"] = figures.score_histogram(
+            e.label, e.test, results[e.name]["overall"].threshold, out / f"hist_{e.name}.png", cap)
+    return written
+
 
 def run(results_dir, out_dir, level: Optional[str] = None, cfg: Optional[dict] = None,
         note: Optional[str] = None, log=print) -> dict:
@@ -421,21 +512,7 @@ def run(results_dir, out_dir, level: Optional[str] = None, cfg: Optional[dict] =
     exps = discover(Path(results_dir), level, report)
     boot = {"n_resamples": ev["bootstrap_resamples"], "ci_level": ev["ci_level"], "seed": cfg["seed"]}
 
-    results = {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", metrics.FailureToAcquireWarning)
-        for e in exps:
-            r = evaluate(e, "overall", boot)
-            results[e.name] = {"overall": r} if r else {}
-            if r is None:
-                report.notes.append(f"{e.name}: overall protocol lacks a class; left out")
-        chosen = select_table1(exps, results, list(cfg["experiments"]["table1"]), report)
-        for e in exps:
-            for p in PROTOCOLS[1:]:
-                r = evaluate(e, p, boot if e in chosen else None)
-                if r is None:
-                    report.notes.append(f"{e.name}: protocol {p} lacks a class in val or test; left out")
-                results[e.name][p] = r
+    results, chosen = _evaluate_all(exps, cfg, boot, report)
     exps = [e for e in exps if results[e.name].get("overall")]
     if not exps:
         raise ValueError("no experiment has both genuine and attack scores")
@@ -449,15 +526,7 @@ def run(results_dir, out_dir, level: Optional[str] = None, cfg: Optional[dict] =
         written[name] = fn()[0]
     written["all_results"] = all_results_csv(out, exps, results)
 
-    cap = f"{'sample' if level == 'sample' else 'video'}-level test scores" + (f"; {note}" if note else "")
-    curves = [(e.label, e.test, results[e.name]["overall"].threshold) for e in chosen]
-    written["fig6"] = figures.fig6_hter_vs_threshold(curves, out / "fig6_hter_vs_threshold.png", cap,
-                                                     ev["fig6_points"])
-    written["roc"] = figures.roc_curves(curves, out / "roc.png", cap)
-    written["det"] = figures.det_curves(curves, out / "det.png", cap)
-    for e in chosen:
-        written[f"hist_{e.name}"] = figures.score_histogram(
-            e.label, e.test, results[e.name]["overall"].threshold, out / f"hist_{e.name}.png", cap)
+    written.update(_figures(out, chosen, results, level, note, ev["fig6_points"]))
 
     index = ["# Evaluation outputs", "", f"Score level: {level}." + (f" Note: {note}" if note else ""), ""]
     index += [f"- [{k}]({Path(v).name})" for k, v in written.items()]

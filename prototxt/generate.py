@@ -38,7 +38,6 @@ from __future__ import annotations
 import argparse
 import json
 import textwrap
-import os
 import sys
 from pathlib import Path
 
@@ -47,9 +46,11 @@ from caffe import layers as L, params as P
 from caffe.proto import caffe_pb2
 from google.protobuf import text_format
 
+from configs.files import write_text_atomic
+from configs.grammar import MODELS, check_model, model_name, scale_dir  # noqa: F401
+
 REPO = Path(__file__).resolve().parent.parent
-MODELS = ("cnn", "lstm", "peephole")
-GATES = ("i", "f", "o", "g")  # Caffe's LSTM gate order in W_xc, b_c, W_hc
+GATES = ("i", "f", "o", "g")  # Caffe's LSTM gate order in W_xc, b_c, W_hc (caffe/src/caffe/layers/lstm_unit_layer.cpp)
 PEEPHOLE_GATES = ("i", "f", "o")  # Eq. 2-4 see c_{t-1}; g (Eq. 5) does not
 
 
@@ -61,21 +62,6 @@ def list_file(prep_dir, scale: float, T: int, which: str) -> Path:
     """List file of .h5 shards for the data layer's source (data_prep's layout)."""
     from data_prep.hdf5_layout import list_file as _lf
     return _lf(prep_dir, scale, T, which)
-
-
-def model_name(model: str, T: int) -> str:
-    """``cnn``, ``lstm_T7``, ``peephole_T3``: the stem of every generated file."""
-    check_model(model, T)
-    return "cnn" if model == "cnn" else f"{model}_T{T}"
-
-
-def check_model(model: str, T: int) -> None:
-    if model not in MODELS:
-        raise ValueError(f"model {model!r}; expected one of {MODELS}")
-    if model == "cnn" and T != 1:
-        raise ValueError(f"the CNN takes one frame (T = 1), got T = {T}")
-    if model != "cnn" and T < 2:
-        raise ValueError(f"{model}: T must be >= 2 (paper: 3, 5, 7, 9), got T = {T}")
 
 
 # ---------------------------------------------------------------------------
@@ -336,14 +322,16 @@ def deploy_net(cfg: dict, model: str, T: int, batch: int | None = None) -> caffe
 
 def solver_text(cfg: dict, model: str, T: int, net_path, snapshot_prefix, max_iter=None,
                 stepvalues=None, test_iter=None, test_interval=None, header: str = "",
-                stage: str | None = None) -> str:
+                stage: str | None = None, snapshot=None) -> str:
     """Solver prototxt with the paper's sentence behind each value as a comment.
 
     ``stage``: the net state stage of both phases (``train_state``/``test_state``), which
     picks one scale's data layers in a committed train/val net (``committed_train_val``).
+    ``snapshot``: Caffe's own snapshot interval (default solver.snapshot; 0 = off).
     """
     check_model(model, T)
     s = cfg["solver"]
+    snapshot = s["snapshot"] if snapshot is None else snapshot
     max_iter = s["max_iter"] if max_iter is None else max_iter
     stepvalues = s["stepvalues"] if stepvalues is None else stepvalues
     test_iter = s["test_iter"] if test_iter is None else test_iter
@@ -386,7 +374,7 @@ def solver_text(cfg: dict, model: str, T: int, net_path, snapshot_prefix, max_it
         f"test_initialization: {str(s['test_initialization']).lower()}",
         f"display: {int(s['display'])}",
         f"average_loss: {int(s['average_loss'])}",
-        f"snapshot: {int(s['snapshot'])}",
+        f"snapshot: {int(snapshot)}",
         f'snapshot_prefix: "{snapshot_prefix}"',
         f"solver_mode: {s['mode']}",
         "# Seed in plain sight: configs/default.yaml `seed`.",
@@ -426,10 +414,7 @@ def net_header(model: str, T: int, what: str, source: str) -> str:
 def write_text(path, text: str) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, text)
 
 
 def write_net(path, proto: caffe_pb2.NetParameter, header: str = "") -> Path:
@@ -439,8 +424,9 @@ def write_net(path, proto: caffe_pb2.NetParameter, header: str = "") -> Path:
 def write_experiment_nets(cfg: dict, model: str, T: int, train_list, val_list, out_dir,
                           snapshot_prefix=None, max_iter=None, stepvalues=None, test_iter=None,
                           test_interval=None, batch=None, val_batch=None, deploy_batch=None,
-                          source: str = "the experiment's config") -> dict:
-    """Write ``train_val.prototxt``, ``deploy.prototxt`` and ``solver.prototxt`` into out_dir.
+                          source: str = "the experiment's config", solver: bool = True) -> dict:
+    """Write ``train_val.prototxt``, ``deploy.prototxt`` and (unless ``solver`` is False,
+    when the caller writes its own) ``solver.prototxt`` into out_dir.
 
     Paths inside the files are written as given; the training code passes absolute or
     out_dir-relative paths as it runs ``caffe`` (the solver's ``net:`` is the absolute
@@ -453,6 +439,8 @@ def write_experiment_nets(cfg: dict, model: str, T: int, train_list, val_list, o
                    net_header(model, T, "Train/val net", source))
     dp = write_net(out_dir / "deploy.prototxt", deploy_net(cfg, model, T, deploy_batch),
                    net_header(model, T, "Deploy net", source))
+    if not solver:
+        return {"train_val": tv, "deploy": dp}
     prefix = str(out_dir / "snapshots" / model_name(model, T)) if snapshot_prefix is None \
         else str(snapshot_prefix)
     Path(prefix).parent.mkdir(parents=True, exist_ok=True)
@@ -472,10 +460,6 @@ def committed_models(cfg: dict) -> list[tuple[str, int]]:
     Ts = [int(t) for t in cfg["samples"]["seq_lengths"] if int(t) > 1]
     out = [("cnn", 1)] if 1 in [int(t) for t in cfg["samples"]["seq_lengths"]] else []
     return out + [(m, t) for m in ("lstm", "peephole") for t in Ts]
-
-
-def scale_dir(scale: float) -> str:
-    return f"s{float(scale):.1f}"
 
 
 # The committed nets train and validate like fold 1 of model selection (§4.3): TRAIN on

@@ -70,7 +70,7 @@ def train(variant: str, experiment: str, iters: int, base_run: Path, out: Path) 
 
 def summary(d: Path, iters: int) -> dict:
     from scripts.curves import prior_loss
-    from scripts.trainer import read_curve
+    from scripts.curves import read_curve
     rows = [r for r in read_curve(d / "curve.csv") if r["val_loss"] is not None and r["iter"] <= iters]
     prior = prior_loss(d)
     left = next((r["iter"] for r in rows if r["val_loss"] <= LEFT_PRIOR * prior), None)

@@ -1,4 +1,5 @@
-"""Training and validation loss curves of several experiment folders in one figure.
+"""Loss curves: one experiment's ``curve.csv`` (written by the trainer) and its figure,
+and the training and validation loss curves of several experiment folders in one figure.
 
     python -m scripts.curves --out FIG.png LABEL=EXPERIMENT_DIR [LABEL=EXPERIMENT_DIR ...]
 
@@ -10,12 +11,72 @@ nothing sits at: -(p ln p + (1 - p) ln(1 - p)), p = the genuine share.
 from __future__ import annotations
 
 import argparse
+import csv
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from scripts.trainer import read_curve, save_figure
+from configs.files import atomic_path, save_figure_atomic
+
+
+# ---------------------------------------------------------------- one experiment's curve.csv
+CURVE_COLS = ("iter", "train_loss", "lr", "val_loss", "val_acc")
+
+
+def read_curve(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    with open(path, newline="") as f:
+        rows = [{k: (float(v) if v not in ("", None) else None) for k, v in r.items()}
+                for r in csv.DictReader(f)]
+    for r in rows:            # written back as it was read, so a resumed curve equals an uninterrupted one
+        r["iter"] = int(r["iter"])
+    return rows
+
+
+def write_curve(path: Path, rows: list[dict]) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, CURVE_COLS)
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if r.get(k) is None else r[k]) for k in CURVE_COLS})
+
+
+def plot_curve(rows: list[dict], path: Path, title: str) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    it = [r["iter"] for r in rows if r["train_loss"] is not None]
+    tl = [r["train_loss"] for r in rows if r["train_loss"] is not None]
+    v = [r for r in rows if r["val_loss"] is not None]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(it, tl, lw=1, label="train loss")
+    if v:
+        ax.plot([r["iter"] for r in v], [r["val_loss"] for r in v], "o-", label="validation loss")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("softmax loss")
+    ax.grid(alpha=0.3)
+    if v:
+        ax2 = ax.twinx()
+        ax2.plot([r["iter"] for r in v], [r["val_acc"] for r in v], "s--", color="tab:green",
+                 label="validation accuracy")
+        ax2.set_ylabel("accuracy")
+        ax2.set_ylim(0, 1)
+        ax2.legend(loc="upper center", fontsize=8)
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(title, fontsize=9)
+    save_figure(fig, path)
+
+
+def save_figure(fig, path: Path) -> None:
+    """Write a matplotlib figure as PNG atomically and close it."""
+    import matplotlib.pyplot as plt
+    fig.tight_layout()
+    try:
+        save_figure_atomic(fig, path, 100)
+    finally:
+        plt.close(fig)
 
 
 def prior_loss(exp_dir: Path) -> float | None:

@@ -26,10 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
+from configs.errors import UserError
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
-class GPUUnavailable(RuntimeError):
+class GPUUnavailable(UserError, RuntimeError):
     """No usable GPU for Caffe; the message says why and what to do."""
 
 
@@ -200,8 +202,8 @@ def train_compare(config: str, run_root: Path, prep: Path, experiment: str, gpu:
     if ``gpu`` is given, on the GPU, each in a fresh run folder under ``run_root`` that
     reads the prepared data ``prep``; return both validation-loss curves."""
     import shutil
-    from scripts import experiments as X
-    from scripts.trainer import read_curve
+    from configs import grammar
+    from scripts.curves import read_curve
     if not (prep / "report.json").exists():
         raise FileNotFoundError(f"prepared data not found: {prep}/report.json; run "
                                 f"`make prep CONFIG={config}` first")
@@ -220,7 +222,7 @@ def train_compare(config: str, run_root: Path, prep: Path, experiment: str, gpu:
         t = time.perf_counter()
         p = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
         secs = round(time.perf_counter() - t, 1)
-        d = X.parse(experiment).dir(run)
+        d = grammar.parse(experiment).dir(run)
         if p.returncode != 0:
             out[side] = {"status": "failed", "exit_code": p.returncode, "seconds": secs,
                          "stderr": p.stderr[-3000:]}

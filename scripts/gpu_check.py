@@ -21,23 +21,22 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import os
 import sys
 import time
 from pathlib import Path
+
+from configs.files import write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _write_json(path: Path, obj) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1, default=float) + "\n")
-    os.replace(tmp, path)
+    write_json_atomic(path, obj, default=float)
 
 
-def main(argv=None) -> int:
+def _parser():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--gpu", type=int, default=0, help="GPU id (default 0)")
     ap.add_argument("--out", default="runs/gpu-check/report.json")
@@ -52,10 +51,76 @@ def main(argv=None) -> int:
     ap.add_argument("--cpu-iters", type=int, default=3, help="timed SGD steps on the CPU")
     ap.add_argument("--gpu-iters", type=int, default=20, help="timed SGD steps on the GPU")
     ap.add_argument("--skip-train", action="store_true", help="leave out part 4")
-    a = ap.parse_args(argv)
+    return ap
+
+
+def _agreement(G, cfg, models, a, gpu, rep, out) -> None:
+    """2. CPU vs GPU forward + backward on the paper-size nets."""
+    rep["agreement"] = []
+    print(f"[gpu-check] 2. CPU vs GPU, forward + backward, {a.size}x{a.size}, relative tolerance {a.tol:g}")
+    for m, T in models:
+        batch = cfg["solver"]["batch_cnn"] if m == "cnn" else cfg["solver"]["batch_lstm"]
+        r = G.agreement(cfg, m, T, a.size, batch, gpu, a.tol)
+        rep["agreement"].append(r)
+        extra = (f"gpu loss {r['gpu_loss']:.6f}, max rel diff {r['max_rel_diff']:.2e} ({r['worst']})"
+                 if "gpu_loss" in r else "")
+        print(f"    {m:<9}T={T} batch {batch}: {r['compared']} arrays, cpu loss {r['cpu_loss']:.6f} "
+              f"{extra} -> {r['status']}", flush=True)
+        _write_json(out, rep)
+
+
+def _throughput(G, cfg, models, a, gpu, rep, out) -> None:
+    """3. training throughput (frames/s of SGD steps), CPU and GPU."""
+    rep["throughput"] = []
+    print("[gpu-check] 3. training throughput (frames/s, SGD steps)")
+    for m, T in models:
+        c = G.throughput(cfg, m, T, a.size, a.cpu_iters, None)
+        r = {"model": m, "T": T, "batch": c["batch"], "cpu_frames_per_s": round(c["frames_per_s"], 1)}
+        if gpu is not None:
+            g = G.throughput(cfg, m, T, a.size, a.gpu_iters, gpu)
+            r.update(gpu_frames_per_s=round(g["frames_per_s"], 1),
+                     speedup=round(g["frames_per_s"] / c["frames_per_s"], 1))
+        else:
+            r["gpu"] = "no GPU: skipped"
+        rep["throughput"].append(r)
+        print(f"    {m:<9}T={T} batch {r['batch']}: CPU {r['cpu_frames_per_s']}, "
+              f"GPU {r.get('gpu_frames_per_s', 'skipped')}", flush=True)
+        _write_json(out, rep)
+
+
+def _training(G, demo, a, gpu, rep, out) -> None:
+    """4. a short training run of the demo config's first Table 1 experiment."""
+    from configs import grammar
+    exp = f"{grammar.table1_names(demo)[0]}/fold{grammar.fold_ids(demo)[0]}"
+    print(f"[gpu-check] 4. training {exp} ({a.demo_config}), CPU and GPU")
+    tr = G.train_compare(a.demo_config, out.parent / "train", ROOT / a.demo_run / "prep",
+                         exp, gpu, log=print)
+    rep["training"] = tr
+    for side in ("cpu", "gpu"):
+        v = tr.get(side)
+        if isinstance(v, dict) and v.get("val_loss"):
+            pts = ", ".join(f"{i}: {l:.4f}" for i, l in v["val_loss"].items())
+            print(f"    {side.upper()} ({v['seconds']} s) validation loss at {pts}")
+        else:
+            print(f"    {side.upper()}: {v if isinstance(v, str) else v.get('status')}"
+                  + (f"\n{v.get('stderr', '')}" if isinstance(v, dict) else ""))
+    print(f"    -> {tr['status']}")
+
+
+def _verdict(rep: dict, gpu, st: dict) -> tuple[int, str]:
+    statuses = ([rep["device_query"]["status"]] + [r["status"] for r in rep["agreement"]]
+                + ([rep["training"]["status"]] if "training" in rep else []))
+    if [s for s in statuses if s in ("FAIL", "failed")]:
+        return 1, "FAILED"
+    if gpu is None:
+        return 3, f"no usable GPU: CPU parts passed, GPU parts skipped ({st['reason']})"
+    return 0, "all checks passed on the GPU"
+
+
+def main(argv=None) -> int:
+    a = _parser().parse_args(argv)
     os.environ.setdefault("GLOG_minloglevel", "2")
     from configs import ConfigError, load_config
-    from scripts import experiments as X
     from scripts import gpu as G
 
     t0 = time.time()
@@ -73,71 +138,21 @@ def main(argv=None) -> int:
     except ConfigError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-
     # 1. device query
     rep["device_query"] = G.device_query(gpu)
     dq = rep["device_query"]
     print(f"[gpu-check] 1. device query: {dq['status']} {dq.get('fields', '')}")
     _write_json(out, rep)
-
-    # 2. agreement, 3. throughput
     models = [(m, 1 if m == "cnn" else a.T) for m in a.models.split(",")]
-    rep["agreement"], rep["throughput"] = [], []
-    print(f"[gpu-check] 2. CPU vs GPU, forward + backward, {a.size}x{a.size}, relative tolerance {a.tol:g}")
-    for m, T in models:
-        batch = cfg["solver"]["batch_cnn"] if m == "cnn" else cfg["solver"]["batch_lstm"]
-        r = G.agreement(cfg, m, T, a.size, batch, gpu, a.tol)
-        rep["agreement"].append(r)
-        extra = (f"gpu loss {r['gpu_loss']:.6f}, max rel diff {r['max_rel_diff']:.2e} ({r['worst']})"
-                 if "gpu_loss" in r else "")
-        print(f"    {m:<9}T={T} batch {batch}: {r['compared']} arrays, cpu loss {r['cpu_loss']:.6f} "
-              f"{extra} -> {r['status']}", flush=True)
-        _write_json(out, rep)
-    print("[gpu-check] 3. training throughput (frames/s, SGD steps)")
-    for m, T in models:
-        c = G.throughput(cfg, m, T, a.size, a.cpu_iters, None)
-        r = {"model": m, "T": T, "batch": c["batch"], "cpu_frames_per_s": round(c["frames_per_s"], 1)}
-        if gpu is not None:
-            g = G.throughput(cfg, m, T, a.size, a.gpu_iters, gpu)
-            r.update(gpu_frames_per_s=round(g["frames_per_s"], 1),
-                     speedup=round(g["frames_per_s"] / c["frames_per_s"], 1))
-        else:
-            r["gpu"] = "no GPU: skipped"
-        rep["throughput"].append(r)
-        print(f"    {m:<9}T={T} batch {r['batch']}: CPU {r['cpu_frames_per_s']}, "
-              f"GPU {r.get('gpu_frames_per_s', 'skipped')}", flush=True)
-        _write_json(out, rep)
-
-    # 4. a short training run of the demo config's first Table 1 experiment
+    _agreement(G, cfg, models, a, gpu, rep, out)
+    _throughput(G, cfg, models, a, gpu, rep, out)
     if not a.skip_train:
-        exp = f"{X.table1_names(demo)[0]}/fold{X.fold_ids(demo)[0]}"
-        print(f"[gpu-check] 4. training {exp} ({a.demo_config}), CPU and GPU")
         try:
-            tr = G.train_compare(a.demo_config, out.parent / "train", ROOT / a.demo_run / "prep",
-                                 exp, gpu, log=print)
+            _training(G, demo, a, gpu, rep, out)
         except FileNotFoundError as e:
             print(f"error: {e}", file=sys.stderr)
             return 2
-        rep["training"] = tr
-        for side in ("cpu", "gpu"):
-            v = tr.get(side)
-            if isinstance(v, dict) and v.get("val_loss"):
-                pts = ", ".join(f"{i}: {l:.4f}" for i, l in v["val_loss"].items())
-                print(f"    {side.upper()} ({v['seconds']} s) validation loss at {pts}")
-            else:
-                print(f"    {side.upper()}: {v if isinstance(v, str) else v.get('status')}"
-                      + (f"\n{v.get('stderr', '')}" if isinstance(v, dict) else ""))
-        print(f"    -> {tr['status']}")
-
-    statuses = ([rep["device_query"]["status"]] + [r["status"] for r in rep["agreement"]]
-                + ([rep["training"]["status"]] if "training" in rep else []))
-    failed = [s for s in statuses if s in ("FAIL", "failed")]
-    if failed:
-        code, verdict = 1, "FAILED"
-    elif gpu is None:
-        code, verdict = 3, f"no usable GPU: CPU parts passed, GPU parts skipped ({st['reason']})"
-    else:
-        code, verdict = 0, "all checks passed on the GPU"
+    code, verdict = _verdict(rep, gpu, st)
     rep.update(exit_code=code, verdict=verdict, seconds=round(time.time() - t0, 1))
     _write_json(out, rep)
     print(f"[gpu-check] {verdict}; {rep['seconds']} s; report: {out}")

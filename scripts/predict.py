@@ -1,13 +1,15 @@
 """Score a video with a trained experiment: ``python -m scripts.predict VIDEO --model DIR``.
 
-Prints p(genuine) of every window, the video's mean, and the decision at the
-experiment's validation threshold (GENUINE or ATTACK). Thin entry point; the work is in
+Prints p(genuine) of every window, the video's mean, and the decision: GENUINE when
+that mean >= the experiment's video-level validation threshold (the EER threshold of
+the validation videos' mean scores), else ATTACK. Thin entry point; the work is in
 scripts/predictor.py (same detection and sampling code as data_prep).
 
 Exit codes: 0 scored (whatever the decision), 2 bad command line, 3 video file not
 found, 4 video unreadable (cannot open, or zero frames decoded), 5 no face found (or
 no window of T frames with faces), 6 model folder not a finished experiment (no DONE,
-model.caffemodel, deploy.prototxt, config.yaml or threshold.json), 7 backend cannot
+model.caffemodel, deploy.prototxt, config.yaml or threshold.json with its
+video_threshold), 7 backend cannot
 load (Caffe not importable: use --backend opencv).
 """
 from __future__ import annotations

@@ -8,9 +8,11 @@ missing_face from ``samples``), box scaling, zero fill and resizing
 ``samples.interp``). ``samples.max_per_video`` thins the training set only: every
 window of the video is scored. Windows go through the deploy net ``batch`` at a time
 (Caffe, or OpenCV's DNN module: ``scripts/opencv_dnn.py``). The video's score is the
-mean p(genuine) of its windows; it is GENUINE when score >= the experiment's
-validation threshold (``threshold.json``; ``eval.metrics``: score >= threshold is
-accepted), else ATTACK.
+mean p(genuine) of its windows; it is GENUINE when that mean >= the experiment's
+video-level validation threshold, else ATTACK (``eval.metrics``: score >= threshold is
+accepted). The threshold is of the same kind as the score: the EER threshold of the
+validation videos' mean p(genuine), which model selection saves as
+``video_threshold`` in ``threshold.json``.
 """
 from __future__ import annotations
 
@@ -24,7 +26,11 @@ import numpy as np
 import yaml
 
 from data_prep import detect, samples
-from scripts import experiments as X
+from configs import grammar
+from configs.errors import UserError
+
+DECISION_RULE = ("GENUINE when the mean p(genuine) of the video's windows >= the video-level "
+                 "threshold, else ATTACK")
 
 # Exit codes of ``python -m scripts.predict`` (one per kind of bad input).
 EXIT_OK = 0
@@ -36,21 +42,22 @@ EXIT_MODEL = 6          # the model folder is not a finished experiment
 EXIT_BACKEND = 7        # the chosen backend cannot load (e.g. Caffe not importable)
 
 
-class PredictError(Exception):
-    """Bad input; ``code`` is the exit code, the message says what to do."""
+class PredictError(UserError):
+    """Bad input; ``code`` (= ``exit_code``) is the exit code, the message says what to do."""
 
     def __init__(self, code: int, message: str):
         super().__init__(message)
-        self.code = code
+        self.code = self.exit_code = code
 
 
 @dataclass
 class Model:
     dir: Path
-    exp: X.Experiment
+    exp: grammar.Experiment
     cfg: dict
-    threshold: float
+    threshold: float            # video-level: compared with a video's mean p(genuine)
     threshold_rule: str
+    sample_threshold: float     # the per-sample threshold of the tables, for reference
 
     @property
     def T(self) -> int:
@@ -87,7 +94,7 @@ def load_model(path) -> Model:
     if (d / "full").is_dir() and not (d / "DONE").exists():
         d = d / "full"
     try:
-        exp = X.parse(f"{d.parent.name}/{d.name}")
+        exp = grammar.parse(f"{d.parent.name}/{d.name}")
     except ValueError:
         raise PredictError(EXIT_MODEL, f"{d}: not an experiment folder (expected "
                                        f"RUN/experiments/<model>_T<T>_s<scale>/full)") from None
@@ -110,17 +117,21 @@ def load_model(path) -> Model:
             for k in keys:
                 cfg[sec][k]
         thr = json.loads((d / "threshold.json").read_text())
-        threshold, rule = float(thr["threshold"]), str(thr.get("rule", ""))
+        sample = float(thr["threshold"])
     except (yaml.YAMLError, ValueError, KeyError, TypeError) as e:
         raise PredictError(EXIT_MODEL, f"{d}: unreadable config.yaml or threshold.json: {e}") from e
-    return Model(d, exp, cfg, threshold, rule)
+    if thr.get("video_threshold") is None:
+        raise PredictError(EXIT_MODEL, f"{d / 'threshold.json'}: no video_threshold (the model "
+                                       f"predates video-level thresholds); delete {d} and run "
+                                       f"the full experiment again")
+    return Model(d, exp, cfg, float(thr["video_threshold"]), str(thr.get("video_rule", "")), sample)
 
 
 # ---------------------------------------------------------------- backends
 class CaffeScorer:
     def __init__(self, model: Model):
         try:
-            from scripts.trainer import caffe_mode
+            from scripts.caffe_io import caffe_mode
             caffe = caffe_mode(None)
         except ImportError as e:
             raise PredictError(EXIT_BACKEND, f"cannot import Caffe ({e}); use --backend opencv, "
@@ -128,7 +139,7 @@ class CaffeScorer:
         self.net = caffe.Net(str(model.deploy), str(model.weights), caffe.TEST)
 
     def __call__(self, data: np.ndarray) -> np.ndarray:
-        from scripts.trainer import genuine_prob
+        from scripts.caffe_io import genuine_prob
         self.net.blobs["data"].reshape(*data.shape)
         self.net.reshape()
         self.net.blobs["data"].data[...] = data
@@ -180,8 +191,9 @@ class Result:
                 "frames_with_face": self.faces, "note": self.note,
                 "windows": [{"first_frame": int(s), "box": [int(v) for v in b], "p_genuine": float(p)}
                             for s, b, p in zip(self.starts, self.boxes, self.scores)],
-                "mean_p_genuine": self.mean, "threshold": m.threshold,
-                "threshold_rule": m.threshold_rule, "decision": self.decision, "timing": self.timing}
+                "mean_p_genuine": self.mean, "threshold": m.threshold, "threshold_level": "video",
+                "threshold_rule": m.threshold_rule, "sample_threshold": m.sample_threshold,
+                "decision_rule": DECISION_RULE, "decision": self.decision, "timing": self.timing}
 
 
 def check_video(video) -> Path:
@@ -284,7 +296,9 @@ def format_result(r: Result) -> str:
     lines += [f"  {s:11d}  {p:10.4f}" for s, p in zip(r.starts, r.scores)]
     t = r.timing
     lines += [f"mean p(genuine): {r.mean:.4f}",
-              f"threshold:       {m.threshold:.4f} (validation EER threshold, threshold.json)",
+              f"threshold:       {m.threshold:.4f} (video-level: the EER threshold of the validation "
+              f"videos' mean p(genuine), threshold.json)",
+              f"rule:            {DECISION_RULE}",
               f"decision:        {r.decision} (mean {'>=' if r.decision == 'GENUINE' else '<'} "
               f"threshold)",
               f"time: detection {t['detect_s']:.2f} s ({t['detect_fps']:.1f} frames/s), sampling "

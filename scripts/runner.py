@@ -4,22 +4,33 @@
 ``solver.test_interval`` iterations (loss and p(genuine) kept), for ``solver.max_iter``.
 ``full``: reads the finished folds' curves (scripts.selection), retrains on all train
 subjects for the selected number of iterations and scores the test set.
+
+The config is checked when it is loaded (configs.load_experiment_config): the
+experiment's (scale, T) is prepared and net.input_size == samples.size.
 """
 from __future__ import annotations
 
 import json
-import math
-import os
 import time
+from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
-from configs import dump_config
+import numpy as np
+
+from configs import dump_config, grammar
+from configs.errors import TrainingError
+from configs.files import write_json_atomic
 from data_prep import hdf5_layout as layout
+from data_prep import samples
 from eval.scores import write_scores
-from scripts import experiments as X
 from scripts import selection
-from scripts.trainer import (TrainingError, caffe_log_to, caffe_mode, predict_shards, read_list,
-                             score_rows, train)
+from scripts.caffe_io import caffe_log_to, caffe_mode, predict_shards, read_list, score_rows
+from scripts.trainer import train
+
+
+FTA_RULE = ("every test video or window that preparation skipped is a failure to acquire in "
+            "every protocol: FAR = FMR (1 - FTA), FRR = FTA + FNMR (1 - FTA), per class")
 
 
 def prep_dir(run) -> Path:
@@ -34,75 +45,107 @@ def schedule(cfg: dict, max_iter: int | None = None) -> dict:
             "test_interval": int(s["test_interval"]), "snapshot": int(s["snapshot"])}
 
 
-def check_combo(cfg: dict, exp: X.Experiment) -> None:
-    """The experiment's (scale, T) must be one that data preparation builds."""
-    sc, Ts = [float(x) for x in cfg["samples"]["scales"]], [int(t) for t in cfg["samples"]["seq_lengths"]]
-    if not any(math.isclose(exp.scale, s) for s in sc) or exp.T not in Ts:
-        raise TrainingError(f"experiment {exp.name}: scale {exp.scale} / T {exp.T} is not prepared by "
-                            f"this config (samples.scales={sc}, samples.seq_lengths={Ts}); add them "
-                            f"there and run `make prep` again")
-    if int(cfg["net"]["input_size"]) != int(cfg["samples"]["size"]):
-        raise TrainingError(f"net.input_size ({cfg['net']['input_size']}) must equal samples.size "
-                            f"({cfg['samples']['size']}): the net reads the prepared crops as they are")
+@dataclass
+class Plan:
+    """What one experiment trains on: list files, schedule, and (full runs) the selection."""
+    train_list: Path
+    val_list: Path | None
+    sp: dict
+    sel: dict | None = None
+
+
+def plan_fold(cfg: dict, run, exp: grammar.Experiment) -> Plan:
+    prep = prep_dir(run)
+    return Plan(layout.list_file(prep, exp.scale, exp.T, f"fold{exp.fold}_train"),
+                layout.list_file(prep, exp.scale, exp.T, f"fold{exp.fold}_val"), schedule(cfg))
+
+
+def plan_full(cfg: dict, run, exp: grammar.Experiment, d: Path, log) -> Plan:
+    """Model selection over the finished folds (§4.3), saved beside the full run."""
+    sel = selection.select(cfg, run, exp)
+    selection.save(sel, d / "selection.json")
+    selection.plot_selection(sel, d / "selection.png", f"{exp.name}: model selection (§4.3)")
+    log(f"[train] {exp.name}/full: {sel['iterations']} iterations selected ({sel['rule']})")
+    return Plan(layout.list_file(prep_dir(run), exp.scale, exp.T, "train"), None,
+                schedule(cfg, sel["iterations"]), sel)
+
+
+def skipped_test(cfg: dict, prep: Path, exp: grammar.Experiment, meta: dict) -> list[dict]:
+    """Test videos and windows that preparation skipped for this (scale, T): no face
+    found in the video, or windows without a face in all T frames. Each entry: the
+    video, the windows it would have with a face in every frame (data_prep.samples.windows),
+    the windows scored, and ``missing`` (at least 1 for a video with no window at all).
+    The tables count them as failures to acquire (eval.metrics.farfrr_fta)."""
+    videos = json.loads((prep / "videos.json").read_text())
+    report = json.loads((prep / "report.json").read_text())
+    reasons = {s["video"]: s["reason"] for s in report.get("skipped", [])}
+    stems = [v.decode() if isinstance(v, bytes) else str(v) for v in meta["stem"]]
+    got = Counter(zip((int(s) for s in meta["subject"]), stems))
+    s_cfg = cfg["samples"]
+    out = []
+    for v in (v for v in videos if v["split"] == "test"):
+        every = np.tile(np.array([0, 0, 1, 1], np.int32), (int(v["frames"]), 1))
+        n = len(samples.windows(every, exp.T, s_cfg["stride"], s_cfg["missing_face"],
+                                s_cfg["max_per_video"]))
+        k = got.get((int(v["subject"]), v["stem"]), 0)
+        missing = max(n - k, 1 if k == 0 else 0)
+        if missing:
+            why = reasons.get(v["video"]) or f"windows without a face in all {exp.T} frames"
+            out.append({"video": v["video"], "subject": int(v["subject"]), "stem": v["stem"],
+                        "windows_possible": n, "windows_scored": k, "missing": missing,
+                        "reason": why})
+    return out
+
+
+def score_test(cfg: dict, run, exp: grammar.Experiment, d: Path, sel: dict, gpu, console) -> dict:
+    """Score the test set with the final model (§4.4); write scores_test.csv,
+    threshold.json and fta.json (the test videos and windows preparation skipped)."""
+    caffe = caffe_mode(gpu)
+    net = caffe.Net(str(d / "deploy.prototxt"), str(d / "model.caffemodel"), caffe.TEST)
+    shards = read_list(layout.list_file(prep_dir(run), exp.scale, exp.T, "test"))
+    ts = time.time()
+    s, y, meta = predict_shards(net, shards, int(cfg["train"]["score_batch"]))
+    write_scores(d / "scores_test.csv", score_rows(s, meta))
+    fta = skipped_test(cfg, prep_dir(run), exp, meta)
+    write_json_atomic(d / "fta.json", {"rule": FTA_RULE, "videos": fta})
+    if sel["threshold"] is not None:
+        write_json_atomic(d / "threshold.json", selection.threshold_record(sel))
+    print(f"[train] {exp.name}/full: {len(s)} test samples scored -> {d / 'scores_test.csv'}",
+          file=console)
+    return {"test_samples": int(len(s)), "scoring_seconds": round(time.time() - ts, 1),
+            "threshold": sel["threshold"], "selected_iterations": sel["iterations"]}
 
 
 def run_experiment(cfg: dict, run, spec: str, gpu: int | None = None, log=print) -> Path:
     """Train (or resume) one experiment; a finished one is skipped. Returns its folder."""
     from prototxt import generate as G
-    exp = X.parse(spec)
+    exp = grammar.parse(spec)
     d = exp.dir(run)
     if (d / "DONE").exists():
         log(f"[train] {exp.name}/{exp.split}: already finished ({d / 'DONE'}), skipped")
         return d
-    check_combo(cfg, exp)
-    if exp.fold is not None and exp.fold not in X.fold_ids(cfg):
+    if exp.fold is not None and exp.fold not in grammar.fold_ids(cfg):
         raise TrainingError(f"{spec}: fold {exp.fold} is not among folds 1..{cfg['folds']['use']} "
                             f"(folds.use)")
     d.mkdir(parents=True, exist_ok=True)
     dump_config(cfg, d / "config.yaml")
-    prep = prep_dir(run)
-    sel = None
-    if exp.split == "full":
-        sel = selection.select(cfg, run, exp)
-        selection.save(sel, d / "selection.json")
-        selection.plot_selection(sel, d / "selection.png", f"{exp.name}: model selection (§4.3)")
-        log(f"[train] {exp.name}/full: {sel['iterations']} iterations selected ({sel['rule']})")
-        train_list, val_list = layout.list_file(prep, exp.scale, exp.T, "train"), None
-        sp = schedule(cfg, sel["iterations"])
-    else:
-        train_list = layout.list_file(prep, exp.scale, exp.T, f"fold{exp.fold}_train")
-        val_list = layout.list_file(prep, exp.scale, exp.T, f"fold{exp.fold}_val")
-        sp = schedule(cfg)
-    read_list(train_list)
-    val_shards = read_list(val_list) if val_list else None
-    # The exact nets of this run (the solver is rewritten by the trainer, see write_solver).
-    G.write_experiment_nets(cfg, exp.model, exp.T, train_list.resolve(),
-                            (val_list or train_list).resolve(), d,
-                            source=f"{d / 'config.yaml'}")
+    plan = plan_full(cfg, run, exp, d, log) if exp.split == "full" else plan_fold(cfg, run, exp)
+    read_list(plan.train_list)
+    val_shards = read_list(plan.val_list) if plan.val_list else None
+    # The exact nets of this run; the trainer writes the solver with its schedule.
+    G.write_experiment_nets(cfg, exp.model, exp.T, plan.train_list.resolve(),
+                            (plan.val_list or plan.train_list).resolve(), d,
+                            source=f"{d / 'config.yaml'}", solver=False)
     t0 = time.time()
     with caffe_log_to(d / "caffe.log") as console:
-        info = train(cfg, exp, d, sp, val_shards, gpu=gpu, console=console)
+        info = train(cfg, exp, d, plan.sp, val_shards, gpu=gpu, console=console)
         done = {"experiment": f"{exp.name}/{exp.split}", "train": info,
                 "seconds": round(time.time() - t0, 1)}
         if exp.fold is not None:
             # The fold model's validation scores at its last iteration; model selection
             # (the full run) rewrites them at the selected iteration.
-            selection.write_val_scores(d, sp["max_iter"])
+            selection.write_val_scores(d, plan.sp["max_iter"])
         if exp.split == "full":
-            caffe = caffe_mode(gpu)
-            net = caffe.Net(str(d / "deploy.prototxt"), str(d / "model.caffemodel"), caffe.TEST)
-            shards = read_list(layout.list_file(prep, exp.scale, exp.T, "test"))
-            ts = time.time()
-            s, y, meta = predict_shards(net, shards, int(cfg["train"]["score_batch"]))
-            write_scores(d / "scores_test.csv", score_rows(s, meta))
-            done.update(test_samples=int(len(s)), scoring_seconds=round(time.time() - ts, 1),
-                        threshold=sel["threshold"], selected_iterations=sel["iterations"])
-            if sel["threshold"] is not None:
-                (d / "threshold.json").write_text(json.dumps(
-                    {"threshold": sel["threshold"], "rule": sel["threshold_rule"]}, indent=1))
-            print(f"[train] {exp.name}/full: {len(s)} test samples scored -> {d / 'scores_test.csv'}",
-                  file=console)
-    tmp = d / "DONE.tmp"
-    tmp.write_text(json.dumps(done, indent=1))
-    os.replace(tmp, d / "DONE")
+            done.update(score_test(cfg, run, exp, d, plan.sel, gpu, console))
+    write_json_atomic(d / "DONE", done)
     return d

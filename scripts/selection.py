@@ -14,24 +14,27 @@ The validation threshold (§4.4, "HTER on test fold using the average EER on
 validation folds to set threshold"): the fold models' validation scores at the
 selected iteration are pooled (each validation sample is scored once, by the model
 that did not see its subject) and ``eval.metrics.eer_threshold`` of the pooled set is
-the threshold. ``eval.tables`` forms it the same way from the folds' scores_val.csv.
+the threshold (``eval.thresholds``: every protocol, sample and video level, and the
+paper's second reading, the mean of the per-fold EER thresholds). They are saved in
+``selection.json``; ``eval.tables`` reads them from there.
 """
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 
-from eval import metrics
+from eval import metrics, thresholds
 from eval.scores import write_scores
-from scripts import experiments as X
-from scripts.trainer import TrainingError, read_curve, save_figure, score_rows
+from configs import grammar
+from configs.errors import TrainingError
+from configs.files import write_json_atomic
+from scripts.caffe_io import score_rows
+from scripts.curves import read_curve, save_figure
 
 
-def fold_dirs(cfg: dict, run, exp: X.Experiment) -> list[Path]:
-    return [X.Experiment(exp.model, exp.T, exp.scale, f"fold{k}").dir(run) for k in X.fold_ids(cfg)]
+def fold_dirs(cfg: dict, run, exp: grammar.Experiment) -> list[Path]:
+    return [exp.with_split(f"fold{k}").dir(run) for k in grammar.fold_ids(cfg)]
 
 
 def write_val_scores(fold_dir: Path, iteration: int) -> tuple[np.ndarray, np.ndarray]:
@@ -44,7 +47,7 @@ def write_val_scores(fold_dir: Path, iteration: int) -> tuple[np.ndarray, np.nda
     return s, z["label"]
 
 
-def select(cfg: dict, run, exp: X.Experiment) -> dict:
+def select(cfg: dict, run, exp: grammar.Experiment) -> dict:
     """Pick the iteration count from the folds' curves; write each fold's scores_val.csv
     at that iteration; return the selection record (also saved by the caller)."""
     dirs = fold_dirs(cfg, run, exp)
@@ -72,13 +75,16 @@ def select(cfg: dict, run, exp: X.Experiment) -> dict:
         neg.append(s[label == 0])
         pos.append(s[label == 1])
     neg, pos = np.concatenate(neg), np.concatenate(pos)
-    thr = float(metrics.eer_threshold(neg, pos))
+    thr = thresholds.validation_thresholds([d / "scores_val.csv" for d in dirs])
     return {"iterations": int(best), "folds": [d.name for d in dirs],
             "rule": "argmin over validation points of the mean fold validation loss",
             "mean_val_loss": dict(zip(map(str, common), map(float, mean))),
             "fold_val_loss": {f: {str(i): c[i] for i in common} for f, c in curves.items()},
-            "threshold": thr, "threshold_rule": "eer_threshold of the pooled fold validation "
-                                                "scores at the selected iteration",
+            "threshold": thr["sample"]["overall"]["pooled"],
+            "threshold_rule": "eer_threshold of the pooled fold validation "
+                              "scores at the selected iteration",
+            "threshold_fold_mean": thr["sample"]["overall"]["fold_mean"],
+            "thresholds": thr,
             "eer_val_pooled": float(metrics.eer(neg, pos))}
 
 
@@ -103,6 +109,17 @@ def plot_selection(sel: dict, path: Path, title: str) -> None:
 
 
 def save(sel: dict, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(sel, indent=1))
-    os.replace(tmp, path)
+    write_json_atomic(path, sel)
+
+
+VIDEO_RULE = ("eer_threshold of the validation videos' mean p(genuine) (fold models at the "
+              "selected iteration, pooled)")
+
+
+def threshold_record(sel: dict) -> dict:
+    """What full/threshold.json holds: the selected sample-level validation threshold
+    (the tables' HTER), and the video-level one that ``predict`` decides with, since it
+    compares a video's mean score (§4.4's EER threshold, on video-level scores)."""
+    return {"threshold": sel["threshold"], "rule": sel["threshold_rule"],
+            "video_threshold": sel["thresholds"]["video"]["overall"]["pooled"],
+            "video_rule": VIDEO_RULE}

@@ -47,7 +47,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scripts import experiments as X
+from configs import grammar
+from configs.files import write_json_atomic, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 SYNTH = ROOT / "data" / "synth"
@@ -108,22 +109,23 @@ class Plan:
 
 
 def make_plan(config: str | Path, dataset: str | Path, run: str | Path, root: Path = ROOT) -> Plan:
-    from configs import ConfigError, load_config
+    from configs import load_experiment_config
+    from configs.errors import UserError
     config, dataset, run = (Path(p).resolve() for p in (config, dataset, run))
     if not config.is_file():
         raise SlurmError(f"config not found: {config}")
     if dataset != SYNTH and not (dataset / "train_release").is_dir():
         raise SlurmError(f"DATASET={dataset} has no train_release/: point DATASET at a CASIA-FASD copy")
     try:
-        cfg = load_config(str(config))
-    except ConfigError as e:
+        cfg = load_experiment_config(str(config))
+    except UserError as e:
         raise SlurmError(str(e)) from None
-    sweep = list(dict.fromkeys(X.sweep_names(cfg)))
+    sweep = list(dict.fromkeys(grammar.sweep_names(cfg)))
     if not sweep:
         raise SlurmError(f"{config}: experiments.sweep_* gives no experiment to run")
     plan = Plan(root, config, dataset, run, sweep, [], True)
     plan.todo = [n for n in sweep if not plan.done_file(n).is_file()]
-    plan.prep_needed = not _prep_up_to_date(plan, X.combos(cfg, "sweep"))
+    plan.prep_needed = not _prep_up_to_date(plan, grammar.combos(cfg, "sweep"))
     return plan
 
 
@@ -194,10 +196,7 @@ def write_scripts(plan: Plan, opts: SlurmOptions) -> dict:
     out = {}
     for name, text in render_scripts(plan, opts).items():
         path = plan.slurm_dir / name
-        tmp = path.with_name(f".{name}.tmp{os.getpid()}")
-        tmp.write_text(text)
-        tmp.chmod(0o755)
-        os.replace(tmp, path)
+        write_text_atomic(path, text, mode=0o755)
         out[name] = path
     return out
 
@@ -311,8 +310,6 @@ def submit(plan: Plan, opts: SlurmOptions, dry_run: bool = False, force: bool = 
                              f"jobs already submitted: {got}. Command: {' '.join(map(_q, argv))}")
         ids[key] = r.stdout.strip().split(";")[0]
         log(f"submitted {key}: job {ids[key]}")
-    tmp = plan.slurm_dir / f".jobs.json.tmp{os.getpid()}"
-    tmp.write_text(json.dumps({"jobs": ids, "experiments": plan.todo}, indent=1) + "\n")
-    os.replace(tmp, plan.slurm_dir / "jobs.json")
+    write_json_atomic(plan.slurm_dir / "jobs.json", {"jobs": ids, "experiments": plan.todo})
     log(f"logs: {plan.logs}; watch with: squeue -j {','.join(ids.values())}")
     return ids

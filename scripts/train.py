@@ -2,9 +2,9 @@
 
 Thin entry point; the work is in scripts/runner.py (experiment), scripts/trainer.py
 (the Caffe solver loop) and scripts/selection.py (model selection, §4.3).
-Exit codes: 0 done or already done, 2 bad config or input (or --gpu N not usable: no
-CUDA build, no GPU), 3 training diverged, 4 Caffe aborted (its reason, from caffe.log,
-is printed).
+Exit codes come from the error's type (configs/errors.py): 0 done or already done,
+2 bad config or input, an unfinished fold, or --gpu N not usable (no CUDA build, no GPU),
+3 training diverged, 4 Caffe aborted (its reason, from caffe.log, is printed).
 """
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ def _supervise(argv) -> int:
                          env=dict(os.environ, LSTMCNN_TRAIN_CHILD="1", GLOG_minloglevel="0"))
     if rc < 0:
         a = _parser().parse_known_args(argv)[0]
-        from scripts import experiments as X
-        log = X.parse(a.experiment).dir(a.run) / "caffe.log"
+        from configs import grammar
+        log = grammar.parse(a.experiment).dir(a.run) / "caffe.log"
         tail = [l for l in (log.read_text(errors="replace").splitlines() if log.exists() else [])
                 if l[:1] in "FE" or "Check failed" in l][-5:]
         print(f"error: Caffe aborted ({signal.Signals(-rc).name}) in {a.experiment}; from {log}:\n  "
@@ -47,25 +47,24 @@ def _parser():
 
 def main(argv=None) -> int:
     import os
-    from configs import ConfigError, load_config
-    from scripts.trainer import TrainingError
+    from configs import load_experiment_config
+    from configs.errors import UserError, report
     argv = sys.argv[1:] if argv is None else list(argv)
     if not os.environ.get("LSTMCNN_TRAIN_CHILD"):
         return _supervise(argv)
     a = _parser().parse_args(argv)
-    from scripts.gpu import GPUUnavailable, require_gpu
+    from scripts.gpu import require_gpu
     try:
         if a.gpu is not None:
             require_gpu(a.gpu)  # before any output folder is made
-        cfg = load_config(a.config, a.set)
+        cfg = load_experiment_config(a.config, a.set)
         from scripts.runner import run_experiment
         run_experiment(cfg, a.run, a.experiment, gpu=a.gpu)
-    except (ConfigError, ValueError, FileNotFoundError, GPUUnavailable) as e:
+    except UserError as e:
+        return report(e)
+    except (ValueError, FileNotFoundError) as e:   # from a library, on a bad value or path
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except TrainingError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 3 if "training loss is" in str(e) else 2
     return 0
 
 

@@ -22,8 +22,6 @@ EER(val) of Table 1 without a second pass.
 """
 from __future__ import annotations
 
-import contextlib
-import csv
 import json
 import math
 import os
@@ -34,91 +32,11 @@ from pathlib import Path
 
 import numpy as np
 
-from data_prep import hdf5_layout as layout
-from data_prep.util import write_json_atomic
-from scripts import experiments as X
-
-
-class TrainingError(RuntimeError):
-    """Training cannot go on; the message says why and what was kept."""
-
-
-# ---------------------------------------------------------------- Caffe plumbing
-def caffe_mode(gpu: int | None):
-    import caffe
-    if gpu is None:
-        caffe.set_mode_cpu()
-    else:
-        # Without a usable GPU, Caffe would abort the process in a CUDA CHECK: ask first.
-        from scripts.gpu import require_gpu
-        require_gpu(int(gpu))
-        caffe.set_device(int(gpu))
-        caffe.set_mode_gpu()
-    return caffe
-
-
-@contextlib.contextmanager
-def caffe_log_to(path: Path):
-    """Send the process's fd 2 (where glog writes) to ``path``; yield a console stream."""
-    sys.stderr.flush()
-    saved = os.dup(2)
-    console = os.fdopen(os.dup(saved), "w", buffering=1)
-    log = open(path, "ab", buffering=0)
-    os.dup2(log.fileno(), 2)
-    try:
-        yield console
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
-        log.close()
-        console.flush()
-        console.close()
-
-
-def read_list(list_path: Path) -> list[Path]:
-    try:
-        return layout.read_list(list_path)
-    except FileNotFoundError as e:
-        raise TrainingError(str(e)) from None
-
-
-def iter_shards(shards: list[Path], batch: int):
-    """Yield (data uint8 (B,T,3,H,W), label, meta dict) batches in list order."""
-    import h5py
-    for shard in shards:
-        with h5py.File(shard, "r") as f:
-            n = f[layout.LABEL].shape[0]
-            meta = {k: f[k][...] for k in ("subject", "stem", "frame")}
-            for a in range(0, n, batch):
-                b = min(n, a + batch)
-                yield (f[layout.DATA][a:b], f[layout.LABEL][a:b],
-                       {k: v[a:b] for k, v in meta.items()})
-
-
-def genuine_prob(out: dict, n: int) -> np.ndarray:
-    """p(genuine) from a deploy net's outputs: ``p_genuine`` (N, 1), or column 1 of the
-    softmax ``prob`` (N, 2); label 1 = genuine (data_prep.casia)."""
-    if "p_genuine" in out:
-        return np.asarray(out["p_genuine"]).reshape(n).astype(np.float64)
-    return np.asarray(out["prob"]).reshape(n, -1)[:, 1].astype(np.float64)
-
-
-def predict_shards(net, shards: list[Path], batch: int):
-    """p(genuine) for every sample of ``shards`` through a deploy ``net``.
-
-    Returns (scores float64 (N,), labels int (N,), meta dict of arrays)."""
-    scores, labels, metas = [], [], []
-    for data, label, meta in iter_shards(shards, batch):
-        net.blobs["data"].reshape(*data.shape)
-        net.blobs["data"].data[...] = data
-        scores.append(genuine_prob(net.forward(), len(data)))
-        labels.append(label.astype(np.int64))
-        metas.append(meta)
-    if not scores:
-        raise TrainingError(f"no samples in {len(shards)} shard(s): {shards[:3]}")
-    meta = {k: np.concatenate([m[k] for m in metas]) for k in metas[0]}
-    return np.concatenate(scores), np.concatenate(labels), meta
+from configs import grammar
+from configs.errors import TrainingDiverged
+from configs.files import atomic_path, write_json_atomic
+from scripts.caffe_io import caffe_mode, predict_shards
+from scripts.curves import plot_curve, read_curve, write_curve
 
 
 def nll(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
@@ -127,12 +45,6 @@ def nll(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     loss = float(np.mean(-np.log(np.maximum(p, np.finfo(np.float32).tiny))))
     acc = float(np.mean((scores >= 0.5) == (labels == 1)))
     return loss, acc
-
-
-def score_rows(scores, meta):
-    return [{"subject": int(s), "video": v.decode() if isinstance(v, bytes) else str(v),
-             "frame": int(fr), "score": float(sc)}
-            for s, v, fr, sc in zip(meta["subject"], meta["stem"], meta["frame"], scores)]
 
 
 # ---------------------------------------------------------------- learning rate
@@ -185,18 +97,18 @@ def position(caffe, solver, seed: int, it: int) -> None:
 
 
 # ---------------------------------------------------------------- solver file
-def write_solver(cfg: dict, exp: X.Experiment, d: Path, sp: dict, base_lr: float, lr_policy: str) -> Path:
+def write_solver(cfg: dict, exp: grammar.Experiment, d: Path, sp: dict) -> Path:
     """The experiment's solver (prototxt.generate.solver_text, paper §3.3) with this run's
-    schedule. Validation and snapshots are driven from Python, so Caffe's own are off."""
+    schedule ``sp``. Validation and snapshots are driven from Python, so Caffe's own are
+    off (test_interval past max_iter, snapshot 0)."""
     from prototxt import generate as G
-    c = dict(cfg, solver=dict(cfg["solver"], base_lr=base_lr, lr_policy=lr_policy))
+    c = dict(cfg, solver=dict(cfg["solver"], base_lr=sp["base_lr"], lr_policy=sp["lr_policy"]))
     text = G.solver_text(c, exp.model, exp.T, (d / "train_val.prototxt").resolve(),
                          (d / "snapshots" / exp.name).resolve(), max_iter=sp["max_iter"],
                          stepvalues=sp["stepvalue"], test_iter=1,
-                         test_interval=int(sp["max_iter"]) + 1,
+                         test_interval=int(sp["max_iter"]) + 1, snapshot=0,
                          header=f"# Solver of experiment {exp.name}/{exp.split}; written by "
                                 f"scripts/trainer.py (validation and snapshots from Python).\n")
-    text = re.sub(r"(?m)^snapshot: \d+$", "snapshot: 0", text)
     return G.write_text(d / "solver.prototxt", text)
 
 
@@ -210,199 +122,194 @@ def snapshots(snap_dir: Path) -> list[tuple[int, Path]]:
     return sorted(out)
 
 
-# ---------------------------------------------------------------- curve file
-CURVE_COLS = ("iter", "train_loss", "lr", "val_loss", "val_acc")
-
-
-def read_curve(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        rows = [{k: (float(v) if v not in ("", None) else None) for k, v in r.items()}
-                for r in csv.DictReader(f)]
-    for r in rows:            # written back as it was read, so a resumed curve equals an uninterrupted one
-        r["iter"] = int(r["iter"])
-    return rows
-
-
-def write_curve(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, CURVE_COLS)
-        w.writeheader()
-        for r in rows:
-            w.writerow({k: ("" if r.get(k) is None else r[k]) for k in CURVE_COLS})
-    os.replace(tmp, path)
-
-
-def plot_curve(rows: list[dict], path: Path, title: str) -> None:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    it = [r["iter"] for r in rows if r["train_loss"] is not None]
-    tl = [r["train_loss"] for r in rows if r["train_loss"] is not None]
-    v = [r for r in rows if r["val_loss"] is not None]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(it, tl, lw=1, label="train loss")
-    if v:
-        ax.plot([r["iter"] for r in v], [r["val_loss"] for r in v], "o-", label="validation loss")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("softmax loss")
-    ax.grid(alpha=0.3)
-    if v:
-        ax2 = ax.twinx()
-        ax2.plot([r["iter"] for r in v], [r["val_acc"] for r in v], "s--", color="tab:green",
-                 label="validation accuracy")
-        ax2.set_ylabel("accuracy")
-        ax2.set_ylim(0, 1)
-        ax2.legend(loc="upper center", fontsize=8)
-    ax.legend(loc="upper right", fontsize=8)
-    ax.set_title(title, fontsize=9)
-    save_figure(fig, path)
-
-
-def save_figure(fig, path: Path) -> None:
-    """Write a matplotlib figure as PNG atomically (temp file + rename) and close it."""
-    import matplotlib.pyplot as plt
-    fig.tight_layout()
-    tmp = path.with_name(path.stem + ".tmp.png")
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
-
-
 # ---------------------------------------------------------------- the loop
-def train(cfg: dict, exp: X.Experiment, d: Path, sp: dict, val_shards: list[Path] | None,
+class _Loop:
+    """The state one training run carries: solver, schedule, curve, validation scores,
+    the loss accumulators and the plateau rule. Each method is one named step."""
+
+    def __init__(self, cfg, exp, d: Path, sp: dict, val_shards, gpu, console):
+        self.cfg, self.exp, self.d, self.sp, self.val_shards = cfg, exp, d, sp, val_shards
+        self.console, self.tcfg = console, cfg["train"]
+        self.caffe = caffe_mode(gpu)
+        self.seed = int(cfg["seed"])
+        self.caffe.set_random_seed(self.seed)
+        self.snap_dir = d / "snapshots"
+        self.snap_dir.mkdir(exist_ok=True)
+        self.state_path = d / "train_state.json"
+        self.state = json.loads(self.state_path.read_text()) if self.state_path.exists() \
+            else {"lr_drops": []}
+        self.plateau = self.tcfg["lr_schedule"] == "plateau"
+        self.base_lr = sp["base_lr"] * (0.1 ** len(self.state["lr_drops"]))
+        self.make_solver()
+        self.start = self.restore()
+        self.load_records()
+        self.setup_counters()
+
+    @property
+    def tag(self) -> str:
+        return f"{self.exp.name}/{self.exp.split}"
+
+    def make_solver(self) -> None:
+        """(Re)write solver.prototxt at the current base_lr and build the SGD solver."""
+        self.spx = dict(self.sp, base_lr=self.base_lr,
+                        lr_policy="fixed" if self.plateau else self.sp["lr_policy"])
+        write_solver(self.cfg, self.exp, self.d, self.spx)
+        self.solver = self.caffe.SGDSolver(str(self.d / "solver.prototxt"))
+
+    def restore(self) -> int:
+        """Resume from the newest complete snapshot; return its iteration (0 if none)."""
+        snaps = snapshots(self.snap_dir)
+        if not snaps:
+            return 0
+        start, st = snaps[-1]
+        self.solver.restore(str(st))
+        print(f"[train] {self.tag}: resuming from {st.name} (iteration {start})", file=self.console)
+        return start
+
+    def load_records(self) -> None:
+        """The curve and validation scores up to the resumed iteration."""
+        d, start = self.d, self.start
+        self.curve = [r for r in read_curve(d / "curve.csv") if r["iter"] <= start]
+        self.val_path = d / "val_scores.npz"
+        store = dict(np.load(self.val_path)) if self.val_path.exists() else {}
+        self.val_store = {k: v for k, v in store.items()
+                          if not k.startswith("iter_") or int(k[5:]) <= start}
+        self.deploy_net = self.caffe.Net(str(d / "deploy.prototxt"), self.caffe.TEST) \
+            if self.val_shards else None
+
+    def setup_counters(self) -> None:
+        sp, tcfg, state = self.sp, self.tcfg, self.state
+        self.max_iter, self.every = int(sp["max_iter"]), int(tcfg["progress_every"])
+        self.test_interval = int(sp["test_interval"])
+        self.snap_every = int(sp["snapshot"]) or int(sp["test_interval"])
+        self.pl = Plateau(int(tcfg["plateau_window"]), float(tcfg["plateau_tolerance"]),
+                          int(tcfg["plateau_max_drops"])) if self.plateau else None
+        self.acc_loss, self.n_loss = 0.0, 0
+        if self.start and state.get("it") == self.start:
+            self.acc_loss, self.n_loss = float(state["acc_loss"]), int(state["n_loss"])
+            if self.pl is not None:
+                self.pl.losses = [float(x) for x in state["plateau_losses"]]
+        snaps = snapshots(self.snap_dir)
+        self.last_good = snaps[-1][1] if snaps else None
+
+    def validate(self, it: int) -> tuple[float, float]:
+        """p(genuine) of the validation fold through the deploy net sharing the solver's
+        weights; kept in val_store; returns (loss, accuracy)."""
+        self.deploy_net.share_with(self.solver.net)
+        s, y, meta = predict_shards(self.deploy_net, self.val_shards, int(self.tcfg["score_batch"]))
+        self.val_store[f"iter_{it}"] = s.astype(np.float32)
+        self.val_store.setdefault("label", y)
+        for k in ("subject", "stem", "frame"):  # plain dtypes: h5py's string metadata can't go in .npz
+            self.val_store.setdefault(k, np.asarray(meta[k]).astype(meta[k].dtype.str))
+        return nll(s, y)
+
+    def snapshot(self, it: int) -> None:
+        """Caffe snapshot (older ones pruned), curve, validation scores and the loop state,
+        so that a resume continues exactly."""
+        self.solver.snapshot()
+        keep = int(self.tcfg["keep_snapshots"])
+        for _, old in snapshots(self.snap_dir)[:-keep] if keep > 0 else []:
+            old.with_suffix(".caffemodel").unlink(missing_ok=True)
+            old.unlink(missing_ok=True)
+        write_curve(self.d / "curve.csv", self.curve)
+        if self.val_shards:
+            with atomic_path(self.val_path, ".npz") as tmp:
+                np.savez(tmp, **self.val_store)
+        self.state.update(it=it, acc_loss=self.acc_loss, n_loss=self.n_loss,
+                          plateau_losses=list(self.pl.losses) if self.pl is not None else [])
+        write_json_atomic(self.state_path, self.state)
+
+    def check_finite(self, loss: float, it: int, lr: float, bar) -> None:
+        if math.isfinite(loss):
+            return
+        bar.close()
+        write_curve(self.d / "curve.csv", self.curve)
+        last = self.last_good if self.last_good else "none (no snapshot was taken yet)"
+        raise TrainingDiverged(
+            f"{self.tag}: the training loss is {loss} at iteration {it} (learning rate {lr:g}). "
+            f"Training stopped; the last good snapshot is {last}. Lower solver.base_lr or "
+            f"check the input data, then run again to resume.")
+
+    def record_loss(self, loss: float, it: int, lr: float, bar) -> None:
+        self.acc_loss += loss
+        self.n_loss += 1
+        if it % self.every == 0 or it == self.max_iter:
+            self.curve.append({"iter": it, "train_loss": self.acc_loss / self.n_loss, "lr": lr,
+                               "val_loss": None, "val_acc": None})
+            self.acc_loss, self.n_loss = 0.0, 0
+            bar.set_postfix_str(f"loss {self.curve[-1]['train_loss']:.4f} lr {lr:.2g}",
+                                refresh=False)
+
+    def lower_rate(self, it: int, bar) -> None:
+        """§3.3: lower base_lr by 10 -- snapshot, rebuild the solver at the new rate, restore."""
+        self.state["lr_drops"].append(it)
+        self.snapshot(it)
+        self.base_lr *= 0.1
+        bar.write(f"[train] {self.tag} iter {it}: loss plateau, lr -> {self.base_lr:g}")
+        self.make_solver()
+        self.solver.restore(str(snapshots(self.snap_dir)[-1][1]))
+        position(self.caffe, self.solver, self.seed, it)
+
+    def step(self, bar) -> int:
+        """One solver iteration with its bookkeeping; returns the new iteration."""
+        self.solver.step(1)
+        it = self.solver.iter
+        loss = float(self.solver.net.blobs["loss"].data)
+        lr = self.base_lr if self.plateau else lr_at(self.spx, it - 1)
+        self.check_finite(loss, it, lr, bar)
+        self.record_loss(loss, it, lr, bar)
+        bar.update(1)
+        if self.val_shards and (it % self.test_interval == 0 or it == self.max_iter):
+            vl, va = self.validate(it)
+            self.curve.append({"iter": it, "train_loss": None, "lr": lr, "val_loss": vl, "val_acc": va})
+            bar.write(f"[train] {self.tag} iter {it}: val loss {vl:.4f} acc {va:.3f}")
+        if self.pl is not None and self.pl.update(loss, len(self.state["lr_drops"])) \
+                and it < self.max_iter:
+            self.lower_rate(it, bar)
+        if it % self.snap_every == 0 or it == self.max_iter:
+            self.snapshot(it)
+            self.last_good = snapshots(self.snap_dir)[-1][1]
+            position(self.caffe, self.solver, self.seed, it)
+        return it
+
+    def run(self) -> dict:
+        from tqdm import tqdm
+        bar = tqdm(total=self.max_iter, initial=self.start, file=self.console, unit="it",
+                   dynamic_ncols=True, desc=self.tag, mininterval=1.0)
+        t0, it = time.time(), self.start
+        if self.start == 0 and self.val_shards:
+            vl, va = self.validate(0)
+            self.curve.append({"iter": 0, "train_loss": None, "lr": self.base_lr,
+                               "val_loss": vl, "val_acc": va})
+        # after every net is built (fillers draw from the generator)
+        position(self.caffe, self.solver, self.seed, self.start)
+        while it < self.max_iter:
+            it = self.step(bar)
+        bar.close()
+        return self.finish(time.time() - t0)
+
+    def finish(self, secs: float) -> dict:
+        model = self.d / "model.caffemodel"
+        final = snapshots(self.snap_dir)[-1][1].with_suffix(".caffemodel")
+        _link_or_copy(final, model)
+        plot_curve(self.curve, self.d / "curve.png", self.tag)
+        return {"iterations": self.max_iter, "seconds_this_run": secs, "resumed_from": self.start,
+                "lr_drops": self.state["lr_drops"], "model": str(model.name)}
+
+
+def train(cfg: dict, exp: grammar.Experiment, d: Path, sp: dict, val_shards: list[Path] | None,
           gpu=None, console=sys.stderr) -> dict:
     """Run the solver to sp['max_iter'], resuming from the newest snapshot in ``d``.
 
     ``d`` holds train_val.prototxt and deploy.prototxt; ``sp`` is the schedule:
     base_lr, lr_policy, gamma, stepvalue (list), max_iter, test_interval, snapshot."""
-    from tqdm import tqdm
-    caffe = caffe_mode(gpu)
-    tcfg = cfg["train"]
-    seed = int(cfg["seed"])
-    caffe.set_random_seed(seed)
-    snap_dir = d / "snapshots"
-    snap_dir.mkdir(exist_ok=True)
-    state_path = d / "train_state.json"
-    state = json.loads(state_path.read_text()) if state_path.exists() else {"lr_drops": []}
-    plateau = tcfg["lr_schedule"] == "plateau"
-
-    def make_solver(base_lr: float):
-        spx = dict(sp, base_lr=base_lr, lr_policy="fixed" if plateau else sp["lr_policy"])
-        write_solver(cfg, exp, d, spx, base_lr, spx["lr_policy"])
-        return caffe.SGDSolver(str(d / "solver.prototxt")), spx
-
-    base_lr = sp["base_lr"] * (0.1 ** len(state["lr_drops"]))
-    solver, spx = make_solver(base_lr)
-    snaps = snapshots(snap_dir)
-    start = 0
-    if snaps:
-        start, st = snaps[-1]
-        solver.restore(str(st))
-        print(f"[train] {exp.name}/{exp.split}: resuming from {st.name} (iteration {start})", file=console)
-    curve = [r for r in read_curve(d / "curve.csv") if r["iter"] <= start]
-    val_path = d / "val_scores.npz"
-    val_store = dict(np.load(val_path)) if val_path.exists() else {}
-    val_store = {k: v for k, v in val_store.items() if not k.startswith("iter_") or int(k[5:]) <= start}
-    deploy_net = caffe.Net(str(d / "deploy.prototxt"), caffe.TEST) if val_shards else None
-
-    def validate(it: int):
-        deploy_net.share_with(solver.net)
-        s, y, meta = predict_shards(deploy_net, val_shards, int(tcfg["score_batch"]))
-        val_store[f"iter_{it}"] = s.astype(np.float32)
-        val_store.setdefault("label", y)
-        for k in ("subject", "stem", "frame"):  # plain dtypes: h5py's string metadata can't go in .npz
-            val_store.setdefault(k, np.asarray(meta[k]).astype(meta[k].dtype.str))
-        return nll(s, y)
-
-    def snapshot(it: int):
-        solver.snapshot()
-        keep = int(tcfg["keep_snapshots"])
-        for _, old in snapshots(snap_dir)[:-keep] if keep > 0 else []:
-            old.with_suffix(".caffemodel").unlink(missing_ok=True)
-            old.unlink(missing_ok=True)
-        write_curve(d / "curve.csv", curve)
-        if val_shards:
-            np.savez(d / "val_scores.npz.tmp.npz", **val_store)
-            os.replace(d / "val_scores.npz.tmp.npz", val_path)
-        # What the loop carries between iterations, so that a resume continues exactly.
-        state.update(it=it, acc_loss=acc_loss, n_loss=n_loss,
-                     plateau_losses=list(pl.losses) if pl is not None else [])
-        write_json_atomic(state_path, state)
-
-    max_iter, every = int(sp["max_iter"]), int(tcfg["progress_every"])
-    test_interval, snap_every = int(sp["test_interval"]), int(sp["snapshot"]) or int(sp["test_interval"])
-    pl = Plateau(int(tcfg["plateau_window"]), float(tcfg["plateau_tolerance"]),
-                 int(tcfg["plateau_max_drops"])) if plateau else None
-    acc_loss, n_loss = 0.0, 0
-    if start and state.get("it") == start:
-        acc_loss, n_loss = float(state["acc_loss"]), int(state["n_loss"])
-        if pl is not None:
-            pl.losses = [float(x) for x in state["plateau_losses"]]
-    last_good = snapshots(snap_dir)[-1][1] if snapshots(snap_dir) else None
-    bar = tqdm(total=max_iter, initial=start, file=console, unit="it", dynamic_ncols=True,
-               desc=f"{exp.name}/{exp.split}", mininterval=1.0)
-    t0, it = time.time(), start
-    if start == 0 and val_shards:
-        vl, va = validate(0)
-        curve.append({"iter": 0, "train_loss": None, "lr": base_lr, "val_loss": vl, "val_acc": va})
-    position(caffe, solver, seed, start)   # after every net is built (fillers draw from the generator)
-    while it < max_iter:
-        solver.step(1)
-        it = solver.iter
-        loss = float(solver.net.blobs["loss"].data)
-        lr = base_lr if plateau else lr_at(spx, it - 1)
-        if not math.isfinite(loss):
-            bar.close()
-            write_curve(d / "curve.csv", curve)
-            raise TrainingError(
-                f"{exp.name}/{exp.split}: the training loss is {loss} at iteration {it} "
-                f"(learning rate {lr:g}). Training stopped; the last good snapshot is "
-                f"{last_good if last_good else 'none (no snapshot was taken yet)'}. "
-                f"Lower solver.base_lr or check the input data, then run again to resume.")
-        acc_loss += loss
-        n_loss += 1
-        if it % every == 0 or it == max_iter:
-            curve.append({"iter": it, "train_loss": acc_loss / n_loss, "lr": lr,
-                          "val_loss": None, "val_acc": None})
-            acc_loss, n_loss = 0.0, 0
-            bar.set_postfix_str(f"loss {curve[-1]['train_loss']:.4f} lr {lr:.2g}", refresh=False)
-        bar.update(1)
-        if val_shards and (it % test_interval == 0 or it == max_iter):
-            vl, va = validate(it)
-            curve.append({"iter": it, "train_loss": None, "lr": lr, "val_loss": vl, "val_acc": va})
-            bar.write(f"[train] {exp.name}/{exp.split} iter {it}: val loss {vl:.4f} acc {va:.3f}")
-        if pl is not None and pl.update(loss, len(state["lr_drops"])) and it < max_iter:
-            # Lower base_lr by 10: snapshot, rebuild the solver at the new rate, restore.
-            state["lr_drops"].append(it)
-            snapshot(it)
-            base_lr *= 0.1
-            bar.write(f"[train] {exp.name}/{exp.split} iter {it}: loss plateau, lr -> {base_lr:g}")
-            solver, spx = make_solver(base_lr)
-            solver.restore(str(snapshots(snap_dir)[-1][1]))
-            position(caffe, solver, seed, it)
-        if it % snap_every == 0 or it == max_iter:
-            snapshot(it)
-            last_good = snapshots(snap_dir)[-1][1]
-            position(caffe, solver, seed, it)
-    bar.close()
-    secs = time.time() - t0
-    model = d / "model.caffemodel"
-    final = snapshots(snap_dir)[-1][1].with_suffix(".caffemodel")
-    _link_or_copy(final, model)
-    plot_curve(curve, d / "curve.png", f"{exp.name}/{exp.split}")
-    return {"iterations": max_iter, "seconds_this_run": secs, "resumed_from": start,
-            "lr_drops": state["lr_drops"], "model": str(model.name)}
+    return _Loop(cfg, exp, d, sp, val_shards, gpu, console).run()
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:
-    tmp = dst.with_name(dst.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    try:
-        os.link(src, tmp)
-    except OSError:
-        import shutil
-        shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+    with atomic_path(dst) as tmp:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            import shutil
+            shutil.copyfile(src, tmp)

@@ -12,7 +12,7 @@ from eval import metrics as m
 from eval.bootstrap import subject_bootstrap
 
 
-# ---------------------------------------------------------------- bob.measure check values
+# ---------------------------------------------------------------- check values from bob.measure's own tests (iris data)
 
 def _iris(feature, neg_class, pos_class):
     X, y = load_iris(return_X_y=True)

@@ -183,7 +183,7 @@ EXPECTED_CNN = {  # 128x128 input; Caffe rounds pooling up: 126 -> 63 -> 61 -> 3
 
 
 def test_cnn_shapes_and_fc1000_count():
-    """§4.2 at 128x128: FC 1000 has 96*31*31*1000 weights."""
+    """§4.2 at 128x128: FC 1000 has 96*31*31*1000 weights, about 92 million: the bulk of the CNN."""
     net = caffe.Net(str(REPO / "prototxt/deploy/cnn.prototxt"), caffe.TEST)
     for lname, shape in EXPECTED_CNN.items():
         assert net.params[lname][0].data.shape == shape, lname

@@ -19,7 +19,7 @@ MODELS = ("cnn_T1_s1.8", "peephole_T3_s1.8", "lstm_T3_s1.8")
 
 
 def _caffe_prob(d: Path, x: np.ndarray) -> np.ndarray:
-    from scripts.trainer import caffe_mode
+    from scripts.caffe_io import caffe_mode
     caffe = caffe_mode(None)
     net = caffe.Net(str(d / "deploy.prototxt"), str(d / "model.caffemodel"), caffe.TEST)
     net.blobs["data"].reshape(*x.shape)

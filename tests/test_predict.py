@@ -70,8 +70,11 @@ def test_score_video_batches_and_decision(tiny_run, synth_mini):
     assert r1.starts == sorted(r1.starts) and r1.timing["frames"] == 12
     np.testing.assert_allclose(r1.scores, r5.scores, atol=1e-6)
     assert np.all((r1.scores >= 0) & (r1.scores <= 1))
-    thr = json.loads((model.dir / "threshold.json").read_text())["threshold"]
-    assert model.threshold == thr
+    rec = json.loads((model.dir / "threshold.json").read_text())
+    thr = rec["video_threshold"]
+    assert model.threshold == thr and model.sample_threshold == rec["threshold"]
+    sel = json.loads((model.dir / "selection.json").read_text())
+    assert thr == sel["thresholds"]["video"]["overall"]["pooled"]   # same kind as the mean score
     assert r1.decision == ("GENUINE" if r1.scores.mean() >= thr else "ATTACK")
     model.threshold = float(r1.scores.mean())          # the boundary is accepted
     assert r1.decision == "GENUINE"
@@ -96,8 +99,9 @@ def test_cli_text_json_and_annotate(tiny_run, synth_mini, tmp_path):
     video = synth_mini / "test_release" / "1" / "1.avi"
     out = _predict(video, "--model", d)
     assert out.returncode == 0, out.stderr
-    thr = json.loads((d / "threshold.json").read_text())["threshold"]
-    assert f"threshold:       {thr:.4f}" in out.stdout
+    thr = json.loads((d / "threshold.json").read_text())["video_threshold"]
+    assert f"threshold:       {thr:.4f} (video-level" in out.stdout
+    assert "rule:            GENUINE when the mean p(genuine)" in out.stdout
     assert "T=3" in out.stdout and "stride 2" in out.stdout
     rows = [l.split() for l in out.stdout.splitlines() if l.startswith("  ") and l.split()[0].isdigit()]
     scores = np.array([float(r[1]) for r in rows])
@@ -111,6 +115,7 @@ def test_cli_text_json_and_annotate(tiny_run, synth_mini, tmp_path):
     assert js.returncode == 0, js.stderr
     j = json.loads(js.stdout)
     assert j["decision"] == dec and j["threshold"] == thr and j["T"] == 3
+    assert j["threshold_level"] == "video" and j["decision_rule"].startswith("GENUINE when")
     assert [w["first_frame"] for w in j["windows"]] == [0, 2, 4, 6, 8]
     assert abs(np.mean([w["p_genuine"] for w in j["windows"]]) - j["mean_p_genuine"]) < 1e-12
     cap = cv2.VideoCapture(str(ann))

@@ -8,7 +8,7 @@ from configs import load_config
 from data_prep.casia import ATTACK_TYPES, QUALITIES, STEMS
 from eval import metrics, scores, tables
 from eval.protocols import PROTOCOLS, mask
-from eval.synthetic_scores import synthetic_rows, write_experiment
+from synthetic_scores import synthetic_rows, write_experiment
 
 
 # ---------------------------------------------------------------- score files

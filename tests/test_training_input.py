@@ -120,10 +120,10 @@ def test_moved_run_folder_trains(tiny_run, tmp_path):
 
 def test_table_targets_prepare_only_what_they_train(tmp_path):
     """make reproduce-table1 with the paper config prepares 2 (scale, T), not 25."""
-    from scripts import experiments as X
+    from configs import grammar
     paper = load_config(str(ROOT / "configs" / "paper.yaml"))
-    assert X.combos(paper, "table1") == [(1.8, 7), (2.6, 1)]
-    assert len(X.combos(paper, "sweep")) == 25
+    assert grammar.combos(paper, "table1") == [(1.8, 7), (2.6, 1)]
+    assert len(grammar.combos(paper, "sweep")) == 25
     out = subprocess.run(["make", "-n", "--no-print-directory", "_prep_for", "OF=table1",
                           "CONFIG=configs/paper.yaml", f"RUN={tmp_path}/run",
                           f"DATASET={tmp_path}"], cwd=ROOT, capture_output=True, text=True)

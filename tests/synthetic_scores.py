@@ -12,8 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
+from configs import grammar
 from data_prep.casia import CASIA_FOLDS, GENUINE, STEMS, SUBJECTS
+from configs.files import write_json_atomic
 from eval.scores import make_row, write_scores
+from eval.thresholds import validation_thresholds
 
 _ATTACK_SHIFT = {"warped": 1.0, "cut": 0.8, "video": 0.3}
 _QUALITY_SHIFT = {"low": -0.4, "normal": 0.0, "high": 0.4}
@@ -40,14 +43,19 @@ def synthetic_rows(subjects, skill: float, samples_per_video: int, rng, nan_rate
 def write_experiment(root: Path, model: str, T: int, scale: float, skill: float, seed: int,
                      folds=(1, 2, 3, 4, 5), test_subjects=SUBJECTS["test"],
                      samples_per_video: int = 6, nan_rate: float = 0.0) -> Path:
-    """Write ``<root>/<model>_T<T>_s<scale>/fold<k>/scores_val.csv`` and ``full/scores_test.csv``."""
+    """Write ``<root>/<model>_T<T>_s<scale>/fold<k>/scores_val.csv``, ``full/scores_test.csv``
+    and the validation thresholds of ``full/selection.json``."""
     rng = np.random.default_rng(seed)
-    d = Path(root) / f"{model}_T{T}_s{scale:g}"
+    d = Path(root) / grammar.exp_name(model, T, scale)
     for k in folds:
         write_scores(d / f"fold{k}" / "scores_val.csv",
                      synthetic_rows(CASIA_FOLDS[k - 1], skill, samples_per_video, rng, nan_rate))
     write_scores(d / "full" / "scores_test.csv",
                  synthetic_rows(test_subjects, skill, samples_per_video, rng, nan_rate))
+    # What model selection saves beside the full run (scripts/selection.py).
+    write_json_atomic(d / "full" / "selection.json", {"thresholds": validation_thresholds(
+        [d / f"fold{k}" / "scores_val.csv" for k in folds])})
+    write_json_atomic(d / "full" / "fta.json", {"videos": []})   # nothing skipped
     return d
 
 

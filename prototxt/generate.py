@@ -323,19 +323,14 @@ def deploy_net(cfg: dict, model: str, T: int, batch: int | None = None) -> caffe
 def solver_text(cfg: dict, model: str, T: int, net_path, snapshot_prefix, max_iter=None,
                 stepvalues=None, test_iter=None, test_interval=None, header: str = "",
                 stage: str | None = None, snapshot=None) -> str:
-    """Solver prototxt with the paper's sentence behind each value as a comment.
-
-    ``stage``: the net state stage of both phases (``train_state``/``test_state``), which
-    picks one scale's data layers in a committed train/val net (``committed_train_val``).
-    ``snapshot``: Caffe's own snapshot interval (default solver.snapshot; 0 = off).
-    """
+    """Solver prototxt with the paper's sentence behind each value as a comment. ``stage``:
+    both phases' net state stage (picks a scale in ``committed_train_val``'s net);
+    ``snapshot``: Caffe's own snapshot interval (default solver.snapshot; 0 = off)."""
     check_model(model, T)
     s = cfg["solver"]
-    snapshot = s["snapshot"] if snapshot is None else snapshot
-    max_iter = s["max_iter"] if max_iter is None else max_iter
-    stepvalues = s["stepvalues"] if stepvalues is None else stepvalues
-    test_iter = s["test_iter"] if test_iter is None else test_iter
-    test_interval = s["test_interval"] if test_interval is None else test_interval
+    snapshot, max_iter, stepvalues, test_iter, test_interval = (
+        s[k] if v is None else v for k, v in (("snapshot", snapshot), ("max_iter", max_iter),
+        ("stepvalues", stepvalues), ("test_iter", test_iter), ("test_interval", test_interval)))
     batch = s["batch_cnn"] if model == "cnn" else s["batch_lstm"]
     lines = [header.rstrip("\n")] if header else []
     lines += [f'net: "{net_path}"']

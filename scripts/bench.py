@@ -22,6 +22,20 @@ from pathlib import Path
 
 import numpy as np
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def reference_build() -> Path:
+    """The install folder of the unpatched CPU build of Caffe (CAFFE_CPU_PATCHES=0; built
+    the first time, a few minutes; `make caffe-reference`)."""
+    import subprocess
+    env = dict(os.environ, SETUP_BUILD_ONLY="1", CAFFE_CPU_PATCHES="0", CAFFE_GPU="0")
+    r = subprocess.run(["bash", str(ROOT / "scripts" / "setup.sh")], cwd=ROOT, env=env,
+                       capture_output=True, text=True)
+    if r.returncode:
+        raise RuntimeError(f"building the unpatched Caffe failed:\n{r.stderr[-3000:]}")
+    return Path(r.stdout.strip().splitlines()[-1])
+
 
 def gemm_gflops(n: int = 2048, repeat: int = 3) -> float:
     a = np.random.default_rng(0).standard_normal((n, n), dtype=np.float32)
@@ -140,8 +154,6 @@ def _site() -> str:
     return sysconfig.get_paths()["purelib"]
 
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def _in_build(prefix: Path | None, args: list[str]) -> list[dict]:
     """``measure`` in a fresh interpreter whose ``import caffe`` is the build in ``prefix``
@@ -196,7 +208,6 @@ def main(argv=None) -> int:
         rows = measure(cfg, models, a.T, a.size, a.iters, a.data_layers.split(","))
         a.worker.write_text(json.dumps(rows))
         return 0
-    from scripts.caffe_compare import reference_build
     patched = (ROOT / ".venv" / "caffe-prefix").resolve()
     ref = None if a.no_reference else reference_build()
     threads = os.environ.get("OMP_NUM_THREADS", "(unset: all cores)")

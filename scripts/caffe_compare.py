@@ -26,7 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+from scripts.bench import ROOT, paper_nets, reference_build  # noqa: F401 (reference_build: for callers)
+
 # (model, T): the paper's three nets, the LSTM-CNNs at T = 3 to keep the check small.
 NETS = (("cnn", 1), ("lstm", 3), ("peephole", 3))
 
@@ -35,7 +36,6 @@ def dump(out: Path, size: int = 32, steps: int = 50, batch_cnn: int = 16,
          batch_lstm: int = 4, seed: int = 1234) -> None:
     import caffe
     from configs import load_config
-    from scripts.bench import paper_nets
     caffe.set_mode_cpu()
     cfg = load_config()
     cfg = dict(cfg, solver=dict(cfg["solver"], batch_cnn=batch_cnn, batch_lstm=batch_lstm))
@@ -94,16 +94,6 @@ def run_dump(prefix: Path, out: Path, threads: int, **kw) -> None:
                        cwd=ROOT, env=env, capture_output=True, text=True)
     if r.returncode:
         raise RuntimeError(f"dump under {prefix} failed:\n{r.stderr[-3000:]}")
-
-
-def reference_build() -> Path:
-    """The install folder of the unpatched CPU build (built the first time: a few minutes)."""
-    env = dict(os.environ, SETUP_BUILD_ONLY="1", CAFFE_CPU_PATCHES="0", CAFFE_GPU="0")
-    r = subprocess.run(["bash", str(ROOT / "scripts" / "setup.sh")], cwd=ROOT, env=env,
-                       capture_output=True, text=True)
-    if r.returncode:
-        raise RuntimeError(f"building the unpatched Caffe failed:\n{r.stderr[-3000:]}")
-    return Path(r.stdout.strip().splitlines()[-1])
 
 
 def main(argv=None) -> int:

@@ -68,6 +68,7 @@ def test_skipped_test_videos_count_as_fta_in_every_protocol(tmp_path):
     assert int(ov["fta_test"]) == 1
 
 
+@pytest.mark.slow
 def test_full_runs_list_every_unscored_test_video(tiny_run):
     videos = json.loads((tiny_run / "prep" / "videos.json").read_text())
     test = {(v["subject"], v["stem"]) for v in videos if v["split"] == "test"}

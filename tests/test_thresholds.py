@@ -2,6 +2,8 @@
 full/threshold.json and every table carry that same value (paper §4.4)."""
 from __future__ import annotations
 
+import pytest
+
 import csv
 import json
 from pathlib import Path
@@ -32,6 +34,7 @@ def _rows(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.slow
 def test_selection_threshold_json_and_tables_carry_one_threshold(tiny_run, tmp_path):
     exp = tiny_run / "experiments" / "cnn_T1_s1.8"
     sel = json.loads((exp / "full" / "selection.json").read_text())

@@ -106,9 +106,10 @@ $(PREP)/report.json: $(SYNTH_DEP) $(CONFIG)
 # any training (`--only`; up-to-date combinations are skipped in seconds).
 # OF = table1, sweep or all (scripts/experiments.py combos).
 _prep_for: $(SYNTH_DEP)
+	@$(PY) -m scripts.experiments combos --of $(OF) --config $(call q,$(CONFIG)) > /dev/null
 	$(CHECK_DATASET)
 	$(PY) -m data_prep --dataset $(call q,$(DATASET)) --out $(call q,$(PREP)) --config $(call q,$(CONFIG)) \
-	  --only $(shell $(PY) -m scripts.experiments combos --of $(OF) --config $(call q,$(CONFIG)))
+	  --only $(shell $(PY) -m scripts.experiments combos --of $(OF) --config $(call q,$(CONFIG)) 2>/dev/null)
 # One combination, s<scale>_T<T>, when an experiment is made directly (make RUN/.../DONE).
 combo_of = $(word 3,$(subst _, ,$(1)))_$(word 2,$(subst _, ,$(1)))
 combo_arg = $(patsubst s%,%,$(word 1,$(subst _, ,$(1)))):$(patsubst T%,%,$(word 2,$(subst _, ,$(1))))

@@ -35,7 +35,7 @@ def small_prep(synth_mini, tmp_path_factory):
             q.symlink_to(p)
     (root / "test_release").mkdir(exist_ok=True)
     out = root.parent / "out"
-    cfg = load_config(None, ["samples.scales=[1.8]", "samples.seq_lengths=[1,5]"])
+    cfg = load_config(None, ["samples.scales=[1.8]", "samples.seq_lengths=[1,5]", "folds.use=2"])
     pipeline.run(cfg, root, out, progress=False, log=lambda m: None)
     return out
 

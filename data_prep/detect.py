@@ -108,24 +108,19 @@ def _frames(cap):
         yield frame
 
 
-def detect_frames(frames, params: dict):
-    """(frame shape, largest face) of every frame of the iterable ``frames``, in order."""
-    for f in frames:
-        yield f.shape[:2], detect_frame(f, params)
-
-
-def track_frames(frames, params: dict):
-    """(frame shape, face) of every frame, each frame searched near the previous frame's
-    face (``detect_frame``'s ``near``); the whole frame where there was none."""
+def detect_frames(frames, params: dict, track: bool = False):
+    """(frame shape, largest face) of every frame of the iterable ``frames``, in order; with
+    ``track`` each frame is searched near the previous frame's face (``detect_frame``'s
+    ``near``), the whole frame where there was none."""
     last = None
     for f in frames:
-        last = detect_frame(f, params, near=last)
+        last = detect_frame(f, params, near=last if track else None)
         yield f.shape[:2], last
 
 
 def detect_video(path: str, params: dict, track: bool = False) -> dict:
-    """Decode ``path`` and detect the largest face in every frame (``detect_frames``), or
-    with ``track`` near the previous frame's face (``track_frames``; prediction only)."""
+    """Decode ``path`` and detect the largest face in every frame (``detect_frames``;
+    ``track``: near the previous frame's face, prediction only)."""
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         return {"status": "skip", "reason": "cannot open or decode the video",
@@ -134,8 +129,7 @@ def detect_video(path: str, params: dict, track: bool = False) -> dict:
     boxes = []
     shape = (0, 0)
     try:
-        found = track_frames(_frames(cap), params) if track else detect_frames(_frames(cap), params)
-        for shape, b in found:
+        for shape, b in detect_frames(_frames(cap), params, track):
             boxes.append(b if b is not None else (-1, -1, -1, -1))
     finally:
         cap.release()

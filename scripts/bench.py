@@ -25,6 +25,16 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def build_env(prefix: Path | None, **extra) -> dict:
+    """os.environ for a process whose ``import caffe`` (and Caffe's embedded Python, for the
+    nets' data layer) finds the build in ``prefix`` (None: the venv's own) and this checkout."""
+    env = dict(os.environ, GLOG_minloglevel="2", **extra)
+    if prefix is not None:
+        import sysconfig
+        env["PYTHONPATH"] = f"{prefix}/lib/python3/dist-packages:{ROOT}:{sysconfig.get_paths()['purelib']}"
+    return env
+
+
 def reference_build() -> Path:
     """The install folder of the unpatched CPU build of Caffe (CAFFE_CPU_PATCHES=0; built
     the first time, a few minutes; `make caffe-reference`)."""
@@ -136,8 +146,8 @@ def layer_times(cfg, prefix: Path, model: str, T: int, size: int, iters: int = 3
     batch = cfg["solver"]["batch_cnn"] if model == "cnn" else cfg["solver"]["batch_lstm"]
     with tempfile.TemporaryDirectory() as d:
         paths = paper_nets(cfg, model, T, size, batch, Path(d))
-        env = dict(os.environ, GLOG_logtostderr="1", GLOG_minloglevel="0",
-                   PYTHONPATH=f"{ROOT}:{prefix}/lib/python3/dist-packages:{_site()}")
+        env = build_env(prefix, GLOG_logtostderr="1")
+        env["GLOG_minloglevel"] = "0"
         r = subprocess.run([str(Path(prefix) / "bin" / "caffe"), "time", "-model",
                             str(paths["train_val"]), "-iterations", str(iters)],
                            env=env, capture_output=True, text=True, cwd=ROOT)
@@ -149,20 +159,12 @@ def layer_times(cfg, prefix: Path, model: str, T: int, size: int, iters: int = 3
     return times
 
 
-def _site() -> str:
-    import sysconfig
-    return sysconfig.get_paths()["purelib"]
-
-
-
 def _in_build(prefix: Path | None, args: list[str]) -> list[dict]:
     """``measure`` in a fresh interpreter whose ``import caffe`` is the build in ``prefix``
     (None: the venv's own)."""
     import json
     import subprocess
-    env = dict(os.environ, GLOG_minloglevel="2")
-    if prefix is not None:
-        env["PYTHONPATH"] = f"{prefix}/lib/python3/dist-packages:{ROOT}"
+    env = build_env(prefix)
     with tempfile.TemporaryDirectory() as d:
         out = Path(d) / "rows.json"
         subprocess.run([sys.executable, "-m", "scripts.bench", "--worker", str(out), *args],

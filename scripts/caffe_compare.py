@@ -18,7 +18,6 @@ that entries near zero do not blow it up).
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
 import sys
 import tempfile
@@ -26,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from scripts.bench import ROOT, paper_nets, reference_build  # noqa: F401 (reference_build: for callers)
+from configs.files import atomic_path
+from scripts.bench import ROOT, build_env, paper_nets, reference_build  # noqa: F401 (reference_build: for callers)
 
 # (model, T): the paper's three nets, the LSTM-CNNs at T = 3 to keep the check small.
 NETS = (("cnn", 1), ("lstm", 3), ("peephole", 3))
@@ -62,9 +62,8 @@ def dump(out: Path, size: int = 32, steps: int = 50, batch_cnn: int = 16,
             for name, params in net.params.items():
                 for i, p in enumerate(params):
                     arrays[f"{model}/after{steps}/{name}/{i}"] = p.data.copy()
-    tmp = out.with_name(out.name + ".partial.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def compare(a: dict, b: dict) -> dict[str, float]:
@@ -86,9 +85,7 @@ def compare(a: dict, b: dict) -> dict[str, float]:
 def run_dump(prefix: Path, out: Path, threads: int, **kw) -> None:
     """``dump`` in a fresh interpreter with the pycaffe of the build in ``prefix`` and
     ``threads`` OpenMP threads."""
-    pycaffe = Path(prefix) / "lib" / "python3" / "dist-packages"
-    env = dict(os.environ, PYTHONPATH=f"{pycaffe}:{ROOT}", OMP_NUM_THREADS=str(threads),
-               GLOG_minloglevel="2")
+    env = build_env(prefix, OMP_NUM_THREADS=str(threads))
     args = [f"--{k}={v}" for k, v in kw.items()]
     r = subprocess.run([sys.executable, "-m", "scripts.caffe_compare", "dump", str(out), *args],
                        cwd=ROOT, env=env, capture_output=True, text=True)

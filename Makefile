@@ -34,7 +34,7 @@ endif
 
 .PHONY: help setup test test-fast demo demo-data prep nets tables reproduce-table1 scale-sweep sweep-slurm \
         bench clean-run gpu-check paper-check _table1 _sweep _demo _prep_for predict caffe-reference \
-        paper-check-ablations
+        paper-check-ablations test-portable
 
 # `make help`: every `target: ... ## text` and `VAR ?= value## text` line of this file.
 help: ## this list
@@ -78,6 +78,14 @@ test: setup caffe-reference ## the whole test suite (about 8 minutes on 2 cores)
 # The tests not marked slow: no training, no live daemons, no data set generation.
 test-fast: setup ## the tests that train nothing (under a minute)
 	$(PY) -m pytest -q -m "not slow" tests
+# The suite as other CPUs run it (docs/tests.md): OpenBLAS's kernels for this CPU and its
+# AVX2 (Haswell) kernels, each at 1 and at 2 BLAS threads; four runs of make test's suite.
+PORTABLE_CORES ?= default Haswell## test-portable: OpenBLAS kernel families to run under (default = this CPU's)
+test-portable: setup caffe-reference ## make test's suite under each OpenBLAS kernel family at 1 and 2 BLAS threads
+	@rc=0; for core in $(PORTABLE_CORES); do for t in 1 2; do \
+	  set -- OPENBLAS_NUM_THREADS=$$t OMP_NUM_THREADS=$$t; [ "$$core" = default ] || set -- "$$@" OPENBLAS_CORETYPE=$$core; \
+	  echo "=== $$*"; env "$$@" $(PY) -m pytest -q tests || rc=1; \
+	done; done; exit $$rc
 
 # ------------------------------------------------------------------ data
 # The synthetic CASIA-FASD-layout set (data_prep/synth.py) and its contact sheet.

@@ -15,6 +15,16 @@ from typing import NamedTuple
 
 SPLITS = {"train": "train_release", "test": "test_release"}
 SUBJECTS = {"train": tuple(range(1, 21)), "test": tuple(range(1, 31))}
+# bob.db.casia_fasd's client ids: train folder k is client k, test folder k is client
+# k + 20, so that the 50 subjects have 50 ids (score files' ``claimed_id``).
+CLIENT_ID_OFFSET = {"train": 0, "test": 20}
+
+
+def client_id(split: str, subject: int) -> int:
+    """bob.db.casia_fasd's client id of CASIA folder ``subject`` of ``split``."""
+    if split not in CLIENT_ID_OFFSET:
+        raise ValueError(f"unknown CASIA-FASD split {split!r}; known: {sorted(CLIENT_ID_OFFSET)}")
+    return int(subject) + CLIENT_ID_OFFSET[split]
 VIDEO_EXT = ".avi"
 
 GENUINE, ATTACK = 1, 0  # label convention: genuine (bona fide) = 1, p(y=1|x) is the score

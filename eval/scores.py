@@ -3,10 +3,12 @@
 Written by the deploy/scoring code (``write_scores``), read by ``make tables``
 (``read_scores``). Header and columns, in this order::
 
-    claimed_id,test_label,is_bonafide,attack_type,score,subject,video,quality,frame,label
+    claimed_id,test_label,is_bonafide,attack_type,score,subject,video,quality,frame,label,split
 
-* ``claimed_id``  subject id (bob.pad column; equal to ``subject``)
-* ``test_label``  sample key ``<subject>/<video>/<frame>`` (bob.pad column)
+* ``claimed_id``  bob.db.casia_fasd's client id (bob.pad column): the train folder
+  number, the test folder number + 20 (data_prep.casia.client_id), so that a file
+  pooling train and test scores has one id per subject
+* ``test_label``  sample key ``<split folder>/<subject>/<video>/<frame>`` (bob.pad column)
 * ``is_bonafide`` ``True`` for genuine, ``False`` for attacks (bob.pad's
   ``split_csv_pad`` and ``split_csv_pad_per_pai`` read this and ``attack_type``)
 * ``attack_type`` ``genuine``, ``warped``, ``cut`` or ``video`` (data_prep.casia.STEMS)
@@ -17,6 +19,10 @@ Written by the deploy/scoring code (``write_scores``), read by ``make tables``
 * ``quality``     ``low``, ``normal`` or ``high`` (data_prep.casia.STEMS)
 * ``frame``       index of the sample's first frame in the video (-1 for video level)
 * ``label``       1 genuine, 0 attack (data_prep.casia.GENUINE / ATTACK)
+* ``split``       ``train`` (validation scores) or ``test``
+
+Older score files (``claimed_id`` = folder number, no ``split`` column) read the same:
+the reader takes the subject from ``subject``.
 
 Label, attack type and quality are facts of the stem; ``write_scores`` fills them in
 from ``data_prep.casia.STEMS`` when a row leaves them out, and both functions refuse
@@ -37,10 +43,10 @@ from typing import Iterable, Mapping, NamedTuple, Union
 import numpy as np
 
 from configs.files import atomic_path
-from data_prep.casia import GENUINE, STEMS
+from data_prep.casia import GENUINE, SPLITS, STEMS, client_id
 
 COLUMNS = ("claimed_id", "test_label", "is_bonafide", "attack_type", "score",
-           "subject", "video", "quality", "frame", "label")
+           "subject", "video", "quality", "frame", "label", "split")
 
 
 class ScoreRow(NamedTuple):
@@ -86,9 +92,11 @@ def _as_row(r: RowLike, i: int) -> ScoreRow:
     return _check(given, f"row {i}")
 
 
-def write_scores(path: str | os.PathLike, rows: Iterable[RowLike]) -> Path:
-    """Write score rows (ScoreRow or dicts with subject, video, frame, score) atomically."""
+def write_scores(path: str | os.PathLike, rows: Iterable[RowLike], split: str) -> Path:
+    """Write score rows (ScoreRow or dicts with subject, video, frame, score) of one
+    CASIA-FASD ``split`` ("train" or "test") atomically."""
     path = Path(path)
+    client_id(split, 0)   # an unknown split is refused before anything is written
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         with open(tmp, "w", newline="") as f:
@@ -97,9 +105,10 @@ def write_scores(path: str | os.PathLike, rows: Iterable[RowLike]) -> Path:
             for i, r in enumerate(rows):
                 r = _as_row(r, i)
                 score = "nan" if math.isnan(r.score) else format(r.score, ".17g")
-                w.writerow((r.subject, f"{r.subject}/{r.video}/{r.frame}",
+                w.writerow((client_id(split, r.subject),
+                            f"{SPLITS[split]}/{r.subject}/{r.video}/{r.frame}",
                             "True" if r.label == GENUINE else "False", r.attack, score,
-                            r.subject, r.video, r.quality, r.frame, r.label))
+                            r.subject, r.video, r.quality, r.frame, r.label, split))
     return path
 
 

@@ -84,8 +84,10 @@ def compare(a: dict, b: dict) -> dict[str, float]:
 
 def run_dump(prefix: Path, out: Path, threads: int, **kw) -> None:
     """``dump`` in a fresh interpreter with the pycaffe of the build in ``prefix`` and
-    ``threads`` OpenMP threads."""
-    env = build_env(prefix, OMP_NUM_THREADS=str(threads))
+    ``threads`` threads: OpenMP's and OpenBLAS's count both set, so that a thread count
+    set in the caller's environment (OPENBLAS_NUM_THREADS wins in OpenBLAS) does not
+    override the one asked for."""
+    env = build_env(prefix, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
     args = [f"--{k}={v}" for k, v in kw.items()]
     r = subprocess.run([sys.executable, "-m", "scripts.caffe_compare", "dump", str(out), *args],
                        cwd=ROOT, env=env, capture_output=True, text=True)

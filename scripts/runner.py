@@ -105,7 +105,7 @@ def score_test(cfg: dict, run, exp: grammar.Experiment, d: Path, sel: dict, gpu,
     shards = read_list(layout.list_file(prep_dir(run), exp.scale, exp.T, "test"))
     ts = time.time()
     s, y, meta = predict_shards(net, shards, int(cfg["train"]["score_batch"]))
-    write_scores(d / "scores_test.csv", score_rows(s, meta))
+    write_scores(d / "scores_test.csv", score_rows(s, meta), split="test")
     fta = skipped_test(cfg, prep_dir(run), exp, meta)
     write_json_atomic(d / "fta.json", {"rule": FTA_RULE, "videos": fta})
     if sel["threshold"] is not None:

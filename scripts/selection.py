@@ -43,7 +43,7 @@ def write_val_scores(fold_dir: Path, iteration: int) -> tuple[np.ndarray, np.nda
     z = np.load(fold_dir / "val_scores.npz")
     s = z[f"iter_{iteration}"].astype(np.float64)
     write_scores(fold_dir / "scores_val.csv",
-                 score_rows(s, {k: z[k] for k in ("subject", "stem", "frame")}))
+                 score_rows(s, {k: z[k] for k in ("subject", "stem", "frame")}), split="train")
     return s, z["label"]
 
 

@@ -31,6 +31,8 @@
 #                       that folder's README): BVLC Caffe's own CPU code. A separate
 #                       cached build; `make bench` and the results-unchanged test
 #                       (tests/test_caffe_patches.py) compare the two.
+#   SETUP_PRINT_PREFIX=1  print the cache folder these settings build into (or find) and
+#                       stop, building nothing (its name hashes the flags and this CPU)
 #   SETUP_BUILD_ONLY=1  build (or find) Caffe, print its install folder, and stop: no
 #                       venv, nothing else touched
 #   CAFFE_CXXFLAGS="…"  extra C++ flags for the Caffe build (default "-march=native":
@@ -194,10 +196,18 @@ FLAGS=(-DCMAKE_BUILD_TYPE=Release -DUSE_OPENCV=OFF -DUSE_LMDB=OFF -DUSE_LEVELDB=
   -DBUILD_docs=OFF -DBUILD_matlab=OFF)
 CAFFE_CXXFLAGS="${CAFFE_CXXFLAGS--march=native}"
 [ -z "$CAFFE_CXXFLAGS" ] || FLAGS+=("-DCMAKE_CXX_FLAGS=$CAFFE_CXXFLAGS")
-# -march=native means "this CPU": the CPU's architecture name goes into the cache hash too.
+# -march=native means "this CPU", so what it expands to goes into the cache hash too: every
+# instruction-set flag and cache parameter gcc passes to its compiler proper. The -march=
+# name alone is not enough: gcc 12 calls an AVX-512 Zen 4 "znver3", like a Zen 3 without
+# AVX-512, and a build of the first would die of an illegal instruction on the second.
+cpu_identity() {
+  echo | gcc -march=native -E -v - 2>&1 | grep -m1 -- '/cc1 ' \
+    | grep -oE -- '-march=[^ ]+|-mtune=[^ ]+|-m(no-)?[a-z0-9.]+|--param [a-z0-9-]+=[0-9]+' | tr '\n' ' '
+}
 CPU_ARCH=""
 case "$CAFFE_CXXFLAGS" in *native*)
-  CPU_ARCH=$(gcc -march=native -Q --help=target 2>/dev/null | awk '$1 == "-march=" && !a {a = $2} END {print a}' || true) ;; esac
+  CPU_ARCH=$(cpu_identity || true)
+  [ -n "$CPU_ARCH" ] || die "CAFFE_CXXFLAGS has -march=native, but 'gcc -march=native -E -v' printed no target flags to tell this CPU's builds apart; set CAFFE_CXXFLAGS=\"\" for a portable build" ;; esac
 if [ "$CAFFE_GPU" = 1 ]; then
   CUDA_HOST_CXX="${CUDA_HOST_CXX:-}"
   if [ "$CUDA_ROUTE" = debian ]; then
@@ -277,6 +287,7 @@ CPU_PATCH_HASH_EXTRA=()
   || CPU_PATCH_HASH_EXTRA=("$(sed -n '/^patch_caffe_cpu_speed()/,/^}/p' "$0")" "$(cat "$HERE"/scripts/caffe-patches/*.patch)")
 FLAG_HASH=$(printf '%s\n' "${FLAGS[@]}" "py$PY_VER" "$NUMPY_PIN" "${CPU_ARCH:-}" "$(sed -n '/^patch_caffe_source()/,/^}/p' "$0")" "${CUDA_HASH_EXTRA[@]}" "${CPU_PATCH_HASH_EXTRA[@]}" | sha256sum | cut -c1-10)
 PREFIX="$CACHE_ROOT/caffe-$CAFFE_DEB_VERSION-$VARIANT-$FLAG_HASH"
+if [ "${SETUP_PRINT_PREFIX:-0}" = 1 ]; then echo "$PREFIX"; exit 0; fi
 
 patch_caffe_source() {  # $1 = unpacked source tree
   local src="$1" p

@@ -112,6 +112,25 @@ def write_solver(cfg: dict, exp: grammar.Experiment, d: Path, sp: dict) -> Path:
     return G.write_text(d / "solver.prototxt", text)
 
 
+def read_state(path: Path, start: int) -> dict:
+    """train_state.json as of the snapshot at ``start``: the learning-rate drops made up
+    to it and one loop state per snapshot iteration (``points``). Records written after
+    that snapshot (a kill between the records and Caffe's snapshot) are left out. Reads
+    the older one-point form ({"it": ..., "acc_loss": ...}) too."""
+    st = json.loads(path.read_text()) if path.exists() else {}
+    points = st.get("points")
+    if points is None:
+        points = {str(st["it"]): {k: st[k] for k in ("acc_loss", "n_loss", "plateau_losses")}} \
+            if "it" in st else {}
+    return {"lr_drops": [int(i) for i in st.get("lr_drops", []) if int(i) <= start],
+            "points": {k: v for k, v in points.items() if int(k) <= start}}
+
+
+def newest_snapshot_iter(snap_dir: Path) -> int:
+    snaps = snapshots(snap_dir)
+    return snaps[-1][0] if snaps else 0
+
+
 def snapshots(snap_dir: Path) -> list[tuple[int, Path]]:
     """(iteration, .solverstate) whose .caffemodel is also on disk, oldest first."""
     out = []
@@ -136,12 +155,12 @@ class _Loop:
         self.snap_dir = d / "snapshots"
         self.snap_dir.mkdir(exist_ok=True)
         self.state_path = d / "train_state.json"
-        self.state = json.loads(self.state_path.read_text()) if self.state_path.exists() \
-            else {"lr_drops": []}
         self.plateau = self.tcfg["lr_schedule"] == "plateau"
+        self.start = newest_snapshot_iter(self.snap_dir)
+        self.state = read_state(self.state_path, self.start)
         self.base_lr = sp["base_lr"] * (0.1 ** len(self.state["lr_drops"]))
         self.make_solver()
-        self.start = self.restore()
+        self.restore()
         self.load_records()
         self.setup_counters()
 
@@ -156,15 +175,15 @@ class _Loop:
         write_solver(self.cfg, self.exp, self.d, self.spx)
         self.solver = self.caffe.SGDSolver(str(self.d / "solver.prototxt"))
 
-    def restore(self) -> int:
-        """Resume from the newest complete snapshot; return its iteration (0 if none)."""
+    def restore(self) -> None:
+        """Resume from the newest complete snapshot (iteration ``self.start``), if any."""
         snaps = snapshots(self.snap_dir)
         if not snaps:
-            return 0
+            return
         start, st = snaps[-1]
+        assert start == self.start, (start, self.start)
         self.solver.restore(str(st))
         print(f"[train] {self.tag}: resuming from {st.name} (iteration {start})", file=self.console)
-        return start
 
     def load_records(self) -> None:
         """The curve and validation scores up to the resumed iteration."""
@@ -185,10 +204,11 @@ class _Loop:
         self.pl = Plateau(int(tcfg["plateau_window"]), float(tcfg["plateau_tolerance"]),
                           int(tcfg["plateau_max_drops"])) if self.plateau else None
         self.acc_loss, self.n_loss = 0.0, 0
-        if self.start and state.get("it") == self.start:
-            self.acc_loss, self.n_loss = float(state["acc_loss"]), int(state["n_loss"])
+        at = state["points"].get(str(self.start)) if self.start else None
+        if at is not None:
+            self.acc_loss, self.n_loss = float(at["acc_loss"]), int(at["n_loss"])
             if self.pl is not None:
-                self.pl.losses = [float(x) for x in state["plateau_losses"]]
+                self.pl.losses = [float(x) for x in at["plateau_losses"]]
         snaps = snapshots(self.snap_dir)
         self.last_good = snaps[-1][1] if snaps else None
 
@@ -203,21 +223,39 @@ class _Loop:
             self.val_store.setdefault(k, np.asarray(meta[k]).astype(meta[k].dtype.str))
         return nll(s, y)
 
+    def validation_missing(self, it: int) -> bool:
+        """Is ``it`` a validation point (0, every test_interval, the last) without scores?"""
+        due = it == 0 or it % self.test_interval == 0 or it == self.max_iter
+        return due and f"iter_{it}" not in self.val_store
+
     def snapshot(self, it: int) -> None:
-        """Caffe snapshot (older ones pruned), curve, validation scores and the loop state,
-        so that a resume continues exactly."""
+        """The records of iteration ``it`` first, then Caffe's snapshot (older ones pruned),
+        so that a kill at any moment resumes to the same model: a resumed run starts at
+        the newest snapshot and keeps only the records up to it (load_records), so
+        records written for a snapshot that never appeared are dropped and made again."""
+        self.write_records(it)
+        self.caffe_snapshot()
+
+    def write_records(self, it: int) -> None:
+        """curve.csv, val_scores.npz and train_state.json (the loop state at ``it``,
+        beside the states of the older snapshots still on disk)."""
+        write_curve(self.d / "curve.csv", self.curve)
+        if self.val_shards:
+            with atomic_path(self.val_path, ".npz") as tmp:
+                np.savez(tmp, **self.val_store)
+        kept = {str(i) for i, _ in snapshots(self.snap_dir)}
+        points = {k: v for k, v in self.state["points"].items() if k in kept}
+        points[str(it)] = {"acc_loss": self.acc_loss, "n_loss": self.n_loss,
+                           "plateau_losses": list(self.pl.losses) if self.pl is not None else []}
+        self.state["points"] = points
+        write_json_atomic(self.state_path, self.state)
+
+    def caffe_snapshot(self) -> None:
         self.solver.snapshot()
         keep = int(self.tcfg["keep_snapshots"])
         for _, old in snapshots(self.snap_dir)[:-keep] if keep > 0 else []:
             old.with_suffix(".caffemodel").unlink(missing_ok=True)
             old.unlink(missing_ok=True)
-        write_curve(self.d / "curve.csv", self.curve)
-        if self.val_shards:
-            with atomic_path(self.val_path, ".npz") as tmp:
-                np.savez(tmp, **self.val_store)
-        self.state.update(it=it, acc_loss=self.acc_loss, n_loss=self.n_loss,
-                          plateau_losses=list(self.pl.losses) if self.pl is not None else [])
-        write_json_atomic(self.state_path, self.state)
 
     def check_finite(self, loss: float, it: int, lr: float, bar) -> None:
         if math.isfinite(loss):
@@ -277,9 +315,11 @@ class _Loop:
         bar = tqdm(total=self.max_iter, initial=self.start, file=self.console, unit="it",
                    dynamic_ncols=True, desc=self.tag, mininterval=1.0)
         t0, it = time.time(), self.start
-        if self.start == 0 and self.val_shards:
-            vl, va = self.validate(0)
-            self.curve.append({"iter": 0, "train_loss": None, "lr": self.base_lr,
+        if self.val_shards and self.validation_missing(self.start):
+            # iteration 0, or a resumed run whose newest snapshot lacks its validation
+            # point (records written before this version wrote them first)
+            vl, va = self.validate(self.start)
+            self.curve.append({"iter": self.start, "train_loss": None, "lr": self.base_lr,
                                "val_loss": vl, "val_acc": va})
         # after every net is built (fillers draw from the generator)
         position(self.caffe, self.solver, self.seed, self.start)

@@ -1,6 +1,7 @@
 """Shared pytest fixtures."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,16 @@ def _caffe_missing() -> str | None:
 
 # Session fixtures that generate the synthetic set or train models: minutes on 2 cores.
 HEAVY_FIXTURES = ("synth_mini", "tiny_run")
+
+# The BLAS/OpenMP thread count the session's trained fixtures run with: the caller's
+# OPENBLAS_NUM_THREADS (e.g. `OPENBLAS_NUM_THREADS=2 make test`), else 1. OpenBLAS rounds
+# differently on different thread counts, so a test that compares its own training with
+# tiny_run's byte for byte (the Slurm sweep) must train with this same count.
+TRAIN_THREADS = int(os.environ.get("OPENBLAS_NUM_THREADS") or 1)
+
+
+def threads_env(threads: int = TRAIN_THREADS) -> dict:
+    return dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads))
 
 
 def pytest_collection_modifyitems(config, items):
@@ -59,19 +70,19 @@ def tiny_run(tmp_path_factory, synth_mini) -> Path:
     iterations, 2 folds): ``experiments/{cnn_T1_s1.8,peephole_T3_s1.8,lstm_T3_s1.8}/full``,
     each with deploy.prototxt, model.caffemodel, threshold.json and DONE, and ``prep/``.
     Their scores mean nothing; they exist to exercise code that loads and runs trained
-    models. Built once per session through the command lines (about 1.5 min on 2 cores).
+    models. Built once per session through the command lines (about 1.5 min on 2 cores),
+    on TRAIN_THREADS threads.
     Every test that uses it is skipped, with the reason, when pycaffe is missing."""
     reason = _caffe_missing()
     if reason:
         pytest.skip(reason)
-    import os
     import subprocess
     import sys
 
     root = Path(__file__).resolve().parents[1]
     tiny = root / "tests" / "configs" / "tiny.yaml"
     run = tmp_path_factory.mktemp("tiny_run")
-    env = dict(os.environ, GLOG_minloglevel="2")
+    env = dict(threads_env(), GLOG_minloglevel="2")
     cmds = [["data_prep", "--dataset", str(synth_mini), "--out", str(run / "prep")]]
     cmds += [["scripts.train", "--run", str(run), "--experiment", f"{m}/{split}"]
              for m in ("cnn_T1_s1.8", "peephole_T3_s1.8", "lstm_T3_s1.8")

@@ -49,9 +49,10 @@ def write_experiment(root: Path, model: str, T: int, scale: float, skill: float,
     d = Path(root) / grammar.exp_name(model, T, scale)
     for k in folds:
         write_scores(d / f"fold{k}" / "scores_val.csv",
-                     synthetic_rows(CASIA_FOLDS[k - 1], skill, samples_per_video, rng, nan_rate))
+                     synthetic_rows(CASIA_FOLDS[k - 1], skill, samples_per_video, rng, nan_rate),
+                     split="train")
     write_scores(d / "full" / "scores_test.csv",
-                 synthetic_rows(test_subjects, skill, samples_per_video, rng, nan_rate))
+                 synthetic_rows(test_subjects, skill, samples_per_video, rng, nan_rate), split="test")
     # What model selection saves beside the full run (scripts/selection.py).
     write_json_atomic(d / "full" / "selection.json", {"thresholds": validation_thresholds(
         [d / f"fold{k}" / "scores_val.csv" for k in folds])})

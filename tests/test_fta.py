@@ -36,7 +36,7 @@ def test_skipped_test_videos_count_as_fta_in_every_protocol(tmp_path):
     # two genuine videos of test subject 3 were skipped: one wholly, one in part
     rows = scores.read_scores(d / "full" / "scores_test.csv")
     scores.write_scores(d / "full" / "scores_test.csv",
-                        [r for r in rows if (r.subject, r.video) != (3, "1")])
+                        [r for r in rows if (r.subject, r.video) != (3, "1")], split="test")
     (d / "full" / "fta.json").write_text(json.dumps({"videos": [
         {"video": "test_release/3/1.avi", "subject": 3, "stem": "1", "windows_possible": 6,
          "windows_scored": 0, "missing": 6, "reason": "no face found in any of 40 frames"},

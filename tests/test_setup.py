@@ -161,3 +161,33 @@ def test_gpu_build_unreachable_mirror_fails_clearly(tmp_path):
     assert "http://127.0.0.1:9/debian" in out.stderr and "DEBIAN_MIRROR" in out.stderr and "NVCC" in out.stderr
     cache = tmp_path / "cache"
     assert not any(p.name.startswith(("cuda-", "tmp-caffe-")) for p in cache.iterdir())
+
+
+@pytest.mark.slow   # four runs of setup.sh's checks, about 10 s each
+def test_a_cache_built_for_one_cpu_is_never_used_on_another(tmp_path):
+    """The -march=native build's cache folder is named after everything -march=native
+    expands to on this CPU. Another CPU is emulated with the real gcc told to leave out
+    AVX-512 (a Zen 3 beside this project's Zen 4 machines: gcc 12 calls both "znver3"),
+    and then AVX2 as well: each gets a cache folder of its own, and the folder of this
+    CPU is the one the venv uses."""
+    def prefix(extra_flags=None, **env):
+        e = dict(os.environ, SETUP_PRINT_PREFIX="1", CAFFE_GPU="0", **env)
+        if extra_flags:
+            wrap = tmp_path / ("bin" + str(abs(hash(extra_flags))))
+            wrap.mkdir(exist_ok=True)
+            real = shutil.which("gcc")
+            (wrap / "gcc").write_text(f'#!/bin/sh\nexec {real} "$@" {extra_flags}\n')
+            (wrap / "gcc").chmod(0o755)
+            e["PATH"] = f"{wrap}:{e['PATH']}"
+        out = subprocess.run(["bash", str(ROOT / "scripts" / "setup.sh")], cwd=ROOT, env=e,
+                             capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout.strip().splitlines()[-1]
+    here = prefix()
+    others = {prefix("-mno-avx512f"), prefix("-mno-avx512f -mno-avx2")}
+    assert here not in others and len(others) == 2
+    assert prefix(CAFFE_CXXFLAGS="") == prefix("-mno-avx512f", CAFFE_CXXFLAGS="")  # portable
+    venv_prefix = ROOT / ".venv" / "caffe-prefix"
+    flags = (venv_prefix / "BUILD_FLAGS").read_text() if venv_prefix.exists() else ""
+    if all(f in flags for f in ("-march=native", "-DUSE_OPENMP=ON", "-DCPU_ONLY=ON")):
+        assert venv_prefix.resolve() == Path(here).resolve()

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import TRAIN_THREADS
+
 pytestmark = pytest.mark.caffe      # the tasks train with Caffe; make runs `make setup` first
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,8 +27,12 @@ TINY = ROOT / "tests" / "configs" / "tiny.yaml"
 LOCAL = ROOT / "scripts" / "slurm_local.sh"
 SWEEP = ("cnn_T1_s1.8", "lstm_T3_s1.8")
 WAIT_S = 900          # bound on one submission's jobs (the tiny sweep takes 1-2 min on 2 cores)
-# 1 CPU per job, so the node's 2 CPUs run both tasks at once; 1G fits any test machine.
-SLURM_VARS = ["SLURM_CPUS=1", "SLURM_MEM=1G", "SLURM_TIME=30:00"]
+# The tasks run with SLURM_CPUS threads (scripts/slurm.py exports OPENBLAS_NUM_THREADS and
+# OMP_NUM_THREADS from it): the same count as the session's tiny_run (conftest's
+# TRAIN_THREADS, 1 unless OPENBLAS_NUM_THREADS says otherwise), so that the score files
+# can be compared byte for byte; BLAS rounds differently on other thread counts. With 1,
+# the node's 2 CPUs run both tasks at once. 1G fits any test machine.
+SLURM_VARS = [f"SLURM_CPUS={TRAIN_THREADS}", "SLURM_MEM=1G", "SLURM_TIME=30:00"]
 
 
 def _daemon_pids(d: Path) -> dict:

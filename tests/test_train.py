@@ -92,24 +92,71 @@ def test_full_run_waits_for_its_folds(prepped):
     assert "fold1" in out.stderr and "finished first" in out.stderr
 
 
-def test_killed_run_resumes_to_the_same_model(prepped):
+RESUME_SPEC = "peephole_T3_s1.8/fold1"
+RESUME_SETS = ["solver.max_iter=400", "solver.stepvalues=[300]", "solver.snapshot=50",
+               "solver.test_interval=100"]
+
+
+def _train_cmd(run: Path) -> list[str]:
+    cmd = [PY, "-m", "scripts.train", "--config", str(TINY), "--run", str(run),
+           "--experiment", RESUME_SPEC]
+    for s in RESUME_SETS:
+        cmd += ["--set", s]
+    return cmd
+
+
+def _fold_dir(run: Path) -> Path:
+    return run / "experiments" / "peephole_T3_s1.8" / "fold1"
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(prepped, tmp_path_factory) -> Path:
+    """The resume tests' experiment trained without a kill, in a run folder of its own."""
+    ref = tmp_path_factory.mktemp("uninterrupted")
+    (ref / "prep").symlink_to(prepped / "prep")
+    _train(ref, RESUME_SPEC, *RESUME_SETS)
+    return _fold_dir(ref)
+
+
+def _resume_and_compare(run: Path, ref: Path, killed_after: int) -> int:
+    """Run the killed experiment again: it resumes once, from a snapshot at or after
+    ``killed_after``, and ends byte for byte like the uninterrupted run (same command,
+    same thread count). Returns the iteration it resumed from."""
+    d = _fold_dir(run)
+    assert not (d / "DONE").exists()
+    out = _train(run, RESUME_SPEC, *RESUME_SETS)
+    resumed = [l for l in (out.stdout + out.stderr).splitlines() if "resuming from" in l]
+    assert len(resumed) == 1, out.stderr[-2000:]
+    resumed_at = int(resumed[0].rsplit("iteration ", 1)[1].rstrip(")"))
+    assert resumed_at >= killed_after
+    rows = _curve(d / "curve.csv")
+    iters = [int(float(r["iter"])) for r in rows if r["train_loss"]]
+    assert iters == sorted(iters) and len(set(iters)) == len(iters), "the curve restarted"
+    assert iters[-1] == 400
+    done = json.loads((d / "DONE").read_text())
+    assert done["train"]["resumed_from"] == resumed_at
+    for name in ("model.caffemodel", "scores_val.csv", "curve.csv"):
+        assert (d / name).read_bytes() == (ref / name).read_bytes(), name
+    a, b = np.load(d / "val_scores.npz"), np.load(ref / "val_scores.npz")
+    assert sorted(a.files) == sorted(b.files)
+    assert all(np.array_equal(a[k], b[k]) for k in a.files)
+    return resumed_at
+
+
+def test_killed_run_resumes_to_the_same_model(prepped, uninterrupted, tmp_path):
     """A fold run SIGKILLed at a random moment (after its second snapshot) and run again
     resumes from its newest snapshot and ends with the same .caffemodel and validation
     scores, byte for byte, as an uninterrupted run (data position and Caffe's generator
     are set from (seed, iteration) at every snapshot boundary)."""
     import random
-    run = prepped
-    spec = "peephole_T3_s1.8/fold1"
-    d = run / "experiments" / "peephole_T3_s1.8" / "fold1"
-    sets = ["solver.max_iter=400", "solver.stepvalues=[300]", "solver.snapshot=50",
-            "solver.test_interval=100"]
-    cmd = [PY, "-m", "scripts.train", "--config", str(TINY), "--run", str(run), "--experiment", spec]
-    for s in sets:
-        cmd += ["--set", s]
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "prep").symlink_to(prepped / "prep")
+    d = _fold_dir(run)
     delay = random.uniform(0.0, 0.5)
     print(f"\nkill {delay:.3f} s after the snapshot at >= 100 appears")
-    p = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         start_new_session=True)
+    p = subprocess.Popen(_train_cmd(run), cwd=ROOT, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
     deadline = time.time() + 300
     snap = None
     while time.time() < deadline and p.poll() is None:
@@ -122,27 +169,43 @@ def test_killed_run_resumes_to_the_same_model(prepped):
     os.killpg(p.pid, signal.SIGKILL)
     p.wait()
     assert snap is not None, "no snapshot appeared before the kill"
-    assert not (d / "DONE").exists()
-    out = _train(run, spec, *sets)
-    resumed = [l for l in (out.stdout + out.stderr).splitlines() if "resuming from" in l]
-    assert len(resumed) == 1, out.stderr[-2000:]
-    resumed_at = int(resumed[0].rsplit("iteration ", 1)[1].rstrip(")"))
-    assert resumed_at >= snap
-    rows = _curve(d / "curve.csv")
-    iters = [int(float(r["iter"])) for r in rows if r["train_loss"]]
-    assert iters == sorted(iters) and len(set(iters)) == len(iters), "the curve restarted"
-    assert iters[-1] == 400
-    done = json.loads((d / "DONE").read_text())
-    assert done["train"]["resumed_from"] == resumed_at
-    # the same run, uninterrupted, in another run folder
-    ref = run / "uninterrupted"
-    ref.mkdir()
-    (ref / "prep").symlink_to(run / "prep")
-    _train(ref, spec, *sets)
-    r = ref / "experiments" / "peephole_T3_s1.8" / "fold1"
-    assert (d / "model.caffemodel").read_bytes() == (r / "model.caffemodel").read_bytes()
-    assert (d / "scores_val.csv").read_bytes() == (r / "scores_val.csv").read_bytes()
-    assert (d / "curve.csv").read_bytes() == (r / "curve.csv").read_bytes()
+    _resume_and_compare(run, uninterrupted, snap)
+
+
+# Runs scripts.train with the trainer's Caffe snapshot replaced by a SIGKILL at one
+# iteration: the process dies after writing that iteration's records (curve.csv,
+# val_scores.npz with the validation at 200, train_state.json) and before Caffe's
+# snapshot, the moment a kill between the two writes hits.
+KILL_BETWEEN = """
+import os, signal, sys
+from scripts import trainer
+real = trainer._Loop.caffe_snapshot
+def caffe_snapshot(self):
+    if self.solver.iter == int(os.environ["KILL_AT"]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    real(self)
+trainer._Loop.caffe_snapshot = caffe_snapshot
+from scripts.train import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_kill_between_records_and_snapshot_resumes_to_the_same_model(prepped, uninterrupted,
+                                                                      tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "prep").symlink_to(prepped / "prep")
+    d = _fold_dir(run)
+    env = dict(os.environ, KILL_AT="200", LSTMCNN_TRAIN_CHILD="1")
+    p = subprocess.run([PY, "-c", KILL_BETWEEN, *_train_cmd(run)[3:]], cwd=ROOT, env=env,
+                       capture_output=True, text=True, timeout=600)
+    assert p.returncode == -signal.SIGKILL, p.stderr[-2000:]
+    # the records of 200 are on disk, Caffe's snapshot of 200 is not
+    assert "iter_200" in np.load(d / "val_scores.npz").files
+    assert max(int(float(r["iter"])) for r in _curve(d / "curve.csv")) == 200
+    its = sorted(int(x.stem.rsplit("_", 1)[1]) for x in d.glob("snapshots/*_iter_*.solverstate"))
+    assert its and its[-1] == 150, its
+    assert _resume_and_compare(run, uninterrupted, 150) == 150
 
 
 def test_nan_loss_stops_with_a_clear_error(prepped):

@@ -14,8 +14,7 @@ resample is scored with the statistic of the point estimate:
 
 The interval is the percentile interval of the resampled statistics. It is a
 function of (scores, subjects, n_resamples, seed) only. NaN scores are failures to
-acquire: the HTER counts them as ``eval.metrics.farfrr_fta`` does (in the denominator,
-as rejections: FAR = FMR (1 - FTA), FRR = FTA + FNMR (1 - FTA)); the EER leaves them out.
+acquire: both statistics leave them out, as the point estimates do (``eval.metrics``).
 """
 from __future__ import annotations
 
@@ -71,10 +70,7 @@ def _prepare(subjects, labels, scores):
     labels = np.asarray(labels)
     scores = np.asarray(scores, dtype=np.float64)
     subj, s_all = np.unique(subjects, return_inverse=True)
-    nan, gen_all = np.isnan(scores), labels == GENUINE
-    fta_n = np.bincount(s_all[nan & ~gen_all], minlength=subj.size).astype(float)
-    fta_p = np.bincount(s_all[nan & gen_all], minlength=subj.size).astype(float)
-    ok = ~nan
+    ok = ~np.isnan(scores)
     s_idx, labels, scores = s_all[ok], labels[ok], scores[ok]
     u, v_idx = np.unique(scores, return_inverse=True)
     genuine = labels == GENUINE
@@ -82,13 +78,13 @@ def _prepare(subjects, labels, scores):
     cp = np.zeros((subj.size, u.size))
     np.add.at(cn, (s_idx[~genuine], v_idx[~genuine]), 1.0)
     np.add.at(cp, (s_idx[genuine], v_idx[genuine]), 1.0)
-    return subj, s_idx, genuine, scores, cn, cp, fta_n, fta_p
+    return subj, s_idx, genuine, scores, cn, cp
 
 
 def subject_bootstrap(subjects, labels, scores, threshold: float, n_resamples: int = 1000,
                       ci_level: float = 0.95, seed: int = 0) -> BootstrapResult:
     """Point estimates and percentile intervals of HTER(threshold) and EER."""
-    subj, s_idx, genuine, scores, cnt_n, cnt_p, fta_n, fta_p = _prepare(subjects, labels, scores)
+    subj, s_idx, genuine, scores, cnt_n, cnt_p = _prepare(subjects, labels, scores)
     if not genuine.any() or genuine.all():
         raise ValueError("the bootstrap needs both genuine and attack scores")
     S = subj.size
@@ -96,8 +92,8 @@ def subject_bootstrap(subjects, labels, scores, threshold: float, n_resamples: i
     fa = np.bincount(s_idx[~genuine], weights=(scores[~genuine] >= threshold).astype(float),
                      minlength=S)
     fr = np.bincount(s_idx[genuine], weights=(scores[genuine] < threshold).astype(float),
-                     minlength=S) + fta_p                 # a genuine FTA is a false rejection
-    hn, hp = nn + fta_n, np_ + fta_p                      # HTER denominators keep the FTAs
+                     minlength=S)
+    hn, hp = nn, np_
     cum_n, cum_p = np.cumsum(cnt_n, axis=1), np.cumsum(cnt_p, axis=1)
 
     ones = np.ones((1, S))

@@ -22,7 +22,10 @@ Conventions, the same as bob.measure:
 
 NaN scores are failures to acquire (FTA): every function here drops them, counts them
 and warns with :class:`FailureToAcquireWarning`; use :func:`count_fta` or
-:func:`split_fta` to report them. A class that is empty (after dropping NaNs) raises
+:func:`split_fta` to report them. As in bob.measure's metrics command and the paper
+("simply remove the bad faces"), HTER is over the scored samples; :func:`rates_with_fta`
+gives bob's one pooled FTA rate and its FAR = FMR (1 - FTA), FRR = FTA + FNMR (1 - FTA)
+to report beside it. A class that is empty (after dropping NaNs) raises
 :class:`ValueError` naming the class.
 
 Cost: each threshold search sorts each class once (O(n log n)) and is otherwise
@@ -75,24 +78,38 @@ def farfrr(negatives, positives, threshold: float) -> tuple[float, float]:
             float(np.count_nonzero(pos < threshold)) / pos.size)
 
 
-def farfrr_fta(negatives, positives, threshold: float) -> tuple[float, float]:
-    """(FAR, FRR) at ``threshold`` with failures to acquire (NaN scores) counted, as
-    bob.measure's metrics report them (ISO/IEC 19795-1): FAR = FMR * (1 - FTA),
-    FRR = FTA + FNMR * (1 - FTA), where FMR and FNMR are the rates of the scores that
-    exist and FTA is each class's share of NaN scores. So a failure to acquire stays in
-    its class's denominator and counts as a rejection: a genuine one is a false
-    rejection, an attack one is not accepted. Without NaN this equals :func:`farfrr`."""
+class FtaRates(NamedTuple):
+    """bob.measure's metrics with failures to acquire (``bob/measure/script/figure.py``,
+    ``Metrics._numbers`` with ``utils.get_fta``)."""
+    fta: float    # one rate over both classes: NaN scores / all scores
+    fmr: float    # attacks accepted / scored attacks
+    fnmr: float   # genuine rejected / scored genuine
+    hter: float   # (FMR + FNMR) / 2: the scored samples only, FTA left out
+    far: float    # FMR (1 - FTA)
+    frr: float    # FTA + FNMR (1 - FTA)
+
+
+def fta_rate(negatives, positives) -> float:
+    """bob.measure's FTA (``utils.get_fta``): one rate pooled over both classes, the NaN
+    scores of negatives and positives together over all their scores."""
     neg = np.asarray(negatives, dtype=np.float64).ravel()
     pos = np.asarray(positives, dtype=np.float64).ravel()
-    if neg.size == 0 or pos.size == 0:
-        raise ValueError("no negatives (attack) or no positives (genuine): the error rate "
-                         "is undefined for an empty class")
-    if np.isnan(threshold):
-        raise ValueError("threshold is NaN")
-    ok_n, ok_p = ~np.isnan(neg), ~np.isnan(pos)
-    fa = np.count_nonzero(neg[ok_n] >= threshold)
-    fr = np.count_nonzero(pos[ok_p] < threshold) + np.count_nonzero(~ok_p)
-    return float(fa) / neg.size, float(fr) / pos.size
+    n = neg.size + pos.size
+    if n == 0:
+        raise ValueError("no scores: the failure-to-acquire rate is undefined")
+    return float(np.isnan(neg).sum() + np.isnan(pos).sum()) / n
+
+
+def rates_with_fta(negatives, positives, threshold: float) -> FtaRates:
+    """FTA, FMR, FNMR, HTER, FAR and FRR at ``threshold`` as bob.measure's metrics command
+    reports them: FMR and FNMR (and so HTER) over the scored samples, with FAR = FMR (1 -
+    FTA) and FRR = FTA + FNMR (1 - FTA) beside them, FTA being the one pooled rate of
+    :func:`fta_rate`. Without NaN, FAR = FMR and FRR = FNMR."""
+    fta = fta_rate(negatives, positives)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FailureToAcquireWarning)
+        fmr, fnmr = farfrr(negatives, positives, threshold)
+    return FtaRates(fta, fmr, fnmr, (fmr + fnmr) / 2.0, fmr * (1 - fta), fta + fnmr * (1 - fta))
 
 
 def hter(negatives, positives, threshold: float) -> float:
@@ -179,13 +196,12 @@ class PadErrors(NamedTuple):
 
 
 def apcer_bpcer(attack_scores_by_type: Mapping[str, Sequence[float]], genuine_scores,
-                threshold: float, fta_rejected: bool = False) -> PadErrors:
+                threshold: float) -> PadErrors:
     """APCER per attack type, max APCER, BPCER and ACER at ``threshold``.
 
-    APCER(type) = attacks of that type with score >= threshold / attacks of that type;
-    BPCER = genuine with score < threshold / genuine. NaNs are counted; they are dropped
-    from the rates, or with ``fta_rejected`` kept in them as rejections
-    (:func:`farfrr_fta`)."""
+    APCER(type) = attacks of that type with score >= threshold / scored attacks of that
+    type; BPCER = genuine with score < threshold / scored genuine. NaNs (failures to
+    acquire) are left out of the rates, as in HTER, and counted per type."""
     if not attack_scores_by_type:
         raise ValueError("no attack types given")
     with warnings.catch_warnings():
@@ -195,12 +211,8 @@ def apcer_bpcer(attack_scores_by_type: Mapping[str, Sequence[float]], genuine_sc
         per = {}
         bpcer = None
         for k, v in attack_scores_by_type.items():
-            if fta_rejected:
-                a, b = farfrr_fta(v, genuine_scores, threshold)
-            else:
-                a, b = farfrr(_clean_named(v, f"attack '{k}'"),
-                              _clean_named(genuine_scores, "genuine"), threshold)
-            per[k], bpcer = a, b
+            per[k], bpcer = farfrr(_clean_named(v, f"attack '{k}'"),
+                                   _clean_named(genuine_scores, "genuine"), threshold)
     apcer = max(per.values())
     return PadErrors(per, apcer, bpcer, (apcer + bpcer) / 2.0, fta, fta_g)
 

@@ -44,27 +44,38 @@ def _grid(header: list[str], rows: list[list[str]]) -> list[str]:
     return [fmt(header)] + [fmt(r) for r in rows]
 
 
+SAME_SCALE = "ours-same-scale"
+
+
+def _ours(r: dict, label: str) -> list[str]:
+    return [label, _num(r, "eer_val"), _ci(r, "hter_test", "hter_lo", "hter_hi"),
+            _ci(r, "eer_test", "eer_lo", "eer_hi"), _num(r, "fta_rate_test")]
+
+
 def table1_lines(rows: list[dict]) -> list[str]:
     """The paper's rows of the methods we trained, each followed by ours (table1.csv lists
-    each paper row followed by our experiments for that method)."""
+    each paper row followed by our experiments for that method), then our experiments at
+    the scales of Table 1's, side by side (``ours-same-scale`` rows)."""
     groups: list[tuple[dict, list[dict]]] = []
     for r in rows:
         if r["source"] == "paper":
             groups.append((r, []))
-        elif groups:
+        elif groups and r["source"] != SAME_SCALE:
             groups[-1][1].append(r)
     out = []
     for p, ours in groups:
         if not ours:
             continue
         out.append([f"{p['method']} (paper)", _num(p, "eer_val"), _num(p, "hter_test"),
-                    _num(p, "eer_test")])
-        for r in ours:
-            out.append([f"  ours: {r['experiment']}, {r['n_folds']} folds", _num(r, "eer_val"),
-                        _ci(r, "hter_test", "hter_lo", "hter_hi"),
-                        _ci(r, "eer_test", "eer_lo", "eer_hi")])
-    title = "Table 1, overall protocol (%; ours with the bootstrap interval over test subjects):"
-    return [title] + _grid(["method", "EER(val)", "HTER(test)", "EER(test)"], out)
+                    _num(p, "eer_test"), ""])
+        out += [_ours(r, f"  ours: {r['experiment']}, {r['n_folds']} folds") for r in ours]
+    same = [r for r in rows if r["source"] == SAME_SCALE]
+    if same:
+        out.append(["at the same scale (ours):", "", "", "", ""])
+        out += [_ours(r, f"  {r['experiment']}") for r in same]
+    title = ("Table 1, overall protocol (%; ours with the bootstrap interval over test subjects; "
+             "HTER over the scored samples, FTA = bob's failure-to-acquire rate):")
+    return [title] + _grid(["method", "EER(val)", "HTER(test)", "EER(test)", "FTA"], out)
 
 
 def _model_label(model: str, T: str) -> str:
@@ -98,7 +109,8 @@ def summary(tables: Path) -> str:
     tables = Path(tables)
     t1 = _read(tables / "table1.csv")
     lines = table1_lines(t1)
-    t2 = table2_lines(_read(tables / "table2.csv"), sum(r["source"] == "ours" for r in t1))
+    t2 = table2_lines(_read(tables / "table2.csv"),
+                      len({r["experiment"] for r in t1 if r["source"].startswith("ours")}))
     if t2:
         lines += [""] + t2
     lines += ["", f"Captions, all protocols, ISO metrics and figures: {tables / 'index.md'}"]

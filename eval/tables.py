@@ -20,18 +20,23 @@ files follow ``eval.scores``. Per experiment and protocol (``eval.protocols``):
 * threshold: ``eer_threshold`` of those pooled validation scores, as model selection
   saved it in ``full/selection.json`` (``eval.thresholds``; never recomputed here),
   with the paper's other reading, the mean of the per-fold EER thresholds, beside it;
-* HTER(test): (FAR + FRR) / 2 on test at that threshold; EER(test): EER on test;
+* HTER(test): (FAR + FRR) / 2 on test at that threshold, over the scored samples;
+  EER(test): EER on test;
 * failures to acquire: every test video or window that preparation skipped
   (``full/fta.json``, written by the full run) is a NaN test sample, in every protocol.
-  They enter HTER as bob.measure counts FTA: FAR = FMR (1 - FTA), FRR = FTA + FNMR
-  (1 - FTA), per class (``eval.metrics.farfrr_fta``): a skipped genuine video is a false
-  rejection, a skipped attack is not accepted, and neither leaves its denominator.
-  EER(test) and the validation thresholds use the scored samples only;
+  HTER leaves them out, as the paper does ("simply remove the bad faces") and as
+  bob.measure's metrics command does; beside it stand bob's FTA (one rate over both
+  classes) and bob's FAR = FMR (1 - FTA) and FRR = FTA + FNMR (1 - FTA)
+  (``eval.metrics.rates_with_fta``), and the per-class FTA counts. The list of skipped
+  videos goes to ``fta.md``;
 * 95 % intervals: bootstrap over test subjects (``eval.bootstrap``), for the overall
   protocol of every experiment and for all protocols of the Table 1 experiments.
 
+Table 1 also shows, for each scale of its experiments, the other models trained at the
+same scale (from a sweep), so that CNN and LSTM-CNN can be compared at one scale.
+
 Outputs in ``--out``: ``table1``, ``table2``, ``protocols``, ``iso`` (each ``.md``,
-``.csv``, ``.tex``), ``all_results.csv`` (every experiment x protocol),
+``.csv``, ``.tex``), ``all_results.csv`` (every experiment x protocol), ``fta.md``,
 ``fig6_hter_vs_threshold.png``, ``roc.png``, ``det.png``, ``hist_<experiment>.png``
 and ``index.md`` linking them. Missing experiments or folds are skipped with a note;
 finding no experiment at all is an error.
@@ -91,13 +96,15 @@ class ProtocolResult:
     eer_val_fold_mean: float
     threshold: float
     threshold_fold_mean: Optional[float]
-    hter_test: float
+    hter_test: float      # over the scored samples
     eer_test: float
-    far_test: float
+    far_test: float       # FMR and FNMR: the scored samples
     frr_test: float
     n_test: tuple         # (genuine, attack) with a score
     fta_val: int
     fta_test: int
+    fta_test_by_class: tuple   # (genuine, attack) failures to acquire
+    bob: metrics.FtaRates      # bob.measure's FTA rate and its FAR and FRR with FTA
     pad: Optional[metrics.PadErrors]
     ci: Optional[BootstrapResult] = None
 
@@ -107,6 +114,7 @@ class Report:
     level: str
     notes: list = field(default_factory=list)
     fta: list = field(default_factory=list)    # per experiment: test windows preparation skipped
+    fta_videos: list = field(default_factory=list)   # (experiment, entry of full/fta.json)
 
 
 def _concat(parts: list) -> dict:
@@ -126,6 +134,7 @@ def _skipped_rows(path: Path, name: str, report: Report) -> list:
         n_vid = sum(1 for e in entries if int(e["windows_scored"]) == 0)
         report.fta.append(f"{name}: {n_win} test window(s) in {len(entries)} video(s), "
                           f"{n_vid} of them with no window at all")
+        report.fta_videos += [(name, e) for e in entries]
     return [make_row(e["subject"], e["stem"], -1, float("nan"))
             for e in entries for _ in range(int(e["missing"]))]
 
@@ -200,17 +209,18 @@ def evaluate(exp: Scored, protocol: str, bootstrap: Optional[dict]) -> Optional[
         a, g = map(_clean, att_gen(f, mask(f, protocol)))
         if a.size and g.size:
             fold_eers.append(metrics.eer(a, g))
-    far, frr = metrics.farfrr_fta(ta_all, tg_all, thr)   # FTA as rejections, in the denominators
+    bob = metrics.rates_with_fta(ta_all, tg_all, thr)   # HTER over the scored samples
     pad = None
     if protocol == "overall":
         sel = mask(exp.test, protocol) & (exp.test["label"] != GENUINE)
         by_type = {a: exp.test["score"][sel & (exp.test["attack"] == a)] for a in ATTACK_TYPES}
         by_type = {a: s for a, s in by_type.items() if s.size}
-        pad = metrics.apcer_bpcer(by_type, tg_all, thr, fta_rejected=True)
+        pad = metrics.apcer_bpcer(by_type, tg_all, thr)
     r = ProtocolResult(protocol, metrics.eer(va, vg), float(np.mean(fold_eers)) if fold_eers else np.nan,
-                       thr, exp.thresholds[protocol].get("fold_mean"), (far + frr) / 2,
-                       metrics.eer(ta, tg), far, frr, (tg.size, ta.size),
-                       fta_val, fta_test, pad)
+                       thr, exp.thresholds[protocol].get("fold_mean"), bob.hter,
+                       metrics.eer(ta, tg), bob.fmr, bob.fnmr, (tg.size, ta.size),
+                       fta_val, fta_test, (int(np.isnan(tg_all).sum()), int(np.isnan(ta_all).sum())),
+                       bob, pad)
     if bootstrap:
         sel = mask(exp.test, protocol)
         r.ci = subject_bootstrap(exp.test["subject"][sel], exp.test["label"][sel],
@@ -306,55 +316,89 @@ def _caption_tail(report: Report, note: str, n_res: int, ci_level: float) -> lis
     lines = [f"Scores: {lvl}.",
              f"Ours: value [{100 * ci_level:g}% CI, bootstrap over test subjects, "
              f"{n_res} resamples]; Δ = ours − paper, in points."]
-    lines.append("Failures to acquire (FTA): every test video or window that preparation "
-                 "skipped (no face, or no T consecutive frames with a face) counts in every "
-                 "protocol as bob.measure counts FTA: FAR = FMR (1 - FTA), FRR = FTA + FNMR "
-                 "(1 - FTA), per class, so a skipped genuine video is a false rejection and a "
-                 "skipped attack a rejected one; EER(test) uses the scored samples only. "
-                 + ("Skipped: " + "; ".join(report.fta) + "." if report.fta
+    n_win = sum(int(e["missing"]) for _, e in report.fta_videos)
+    lines.append("Failures to acquire (FTA: test windows that preparation skipped, no face "
+                 "in all T frames): HTER and EER leave them out, as the paper (\"simply "
+                 "remove the bad faces\") and bob.measure do; beside HTER, bob's FTA (one rate "
+                 "over both classes), FAR = FMR (1 - FTA) and FRR = FTA + FNMR (1 - FTA). "
+                 + (f"Skipped: {n_win} window(s) in {len(report.fta_videos)} video(s) over "
+                    f"{len(report.fta)} experiment(s) (fta.md)." if report.fta
                     else "None was skipped."))
     if note:
         lines.append(f"Note: {note}")
     return lines
 
 
-def table1(out, chosen, results, tail) -> list:
-    header = ["Method", "Source", "EER(val)", "HTER(test)", "EER(test)"]
-    rows, csv_rows = [], []
-    csv_header = ["method", "source", "experiment", "n_folds", "eer_val", "eer_val_fold_mean",
-                  "threshold", "threshold_fold_mean", "hter_test", "hter_lo", "hter_hi", "eer_test", "eer_lo", "eer_hi",
-                  "paper_eer_val", "paper_hter_test", "paper_eer_test",
-                  "d_eer_val", "d_hter_test", "d_eer_test"]
-    notes = []
+T1_CSV = ["method", "source", "experiment", "n_folds", "eer_val", "eer_val_fold_mean",
+          "threshold", "threshold_fold_mean", "hter_test", "hter_lo", "hter_hi", "eer_test",
+          "eer_lo", "eer_hi", "fta_rate_test", "far_fta_test", "frr_fta_test", "fta_test_genuine",
+          "fta_test_attack", "paper_eer_val", "paper_hter_test", "paper_eer_test",
+          "d_eer_val", "d_hter_test", "d_eer_test"]
+
+
+def _bob_cell(r: ProtocolResult) -> str:
+    return f"{pct(r.bob.fta)} / {pct(r.bob.far)} / {pct(r.bob.frr)}"
+
+
+def _t1_row(e: Scored, r: ProtocolResult, p, source: str) -> tuple[list, list]:
+    """One of our Table 1 rows (markdown, csv) against the paper row ``p`` (or None)."""
+    ci = r.ci
+    pv = (p.eer_val, p.hter_test, p.eer_test) if p else (None, None, None)
+    d = [delta(r.eer_val, pv[0]), delta(r.hter_test, pv[1]), delta(r.eer_test, pv[2])]
+    dd = [f" (Δ {x})" if x else "" for x in d]
+    md = [f"{e.label} (ours)", f"{e.name}, {len(e.folds)} fold(s)" + source,
+          f"{pct(r.eer_val)}{dd[0]}", f"{pct_ci(r.hter_test, ci.hter if ci else None)}{dd[1]}",
+          f"{pct_ci(r.eer_test, ci.eer if ci else None)}{dd[2]}", _bob_cell(r)]
+    csv_row = [e.label, "ours" + source.replace(", ", "-").replace(" ", "-"), e.name, len(e.folds),
+               100 * r.eer_val, 100 * r.eer_val_fold_mean, r.threshold, _opt(r.threshold_fold_mean),
+               100 * r.hter_test, 100 * ci.hter.lo if ci else "", 100 * ci.hter.hi if ci else "",
+               100 * r.eer_test, 100 * ci.eer.lo if ci else "", 100 * ci.eer.hi if ci else "",
+               100 * r.bob.fta, 100 * r.bob.far, 100 * r.bob.frr, *r.fta_test_by_class,
+               *(("", "", "") if p is None else pv), *d]
+    return md, csv_row
+
+
+def same_scale(chosen: list, exps: list, results: dict) -> list:
+    """For each scale of Table 1's experiments, every other experiment at that scale."""
+    names = {e.name for e in chosen}
+    out = []
+    for s in dict.fromkeys(e.scale for e in chosen):
+        at = [e for e in exps if grammar.same_scale(e.scale, s) and results[e.name].get("overall")]
+        if len({e.model for e in at}) > 1 and any(e.name not in names for e in at):
+            out += sorted(at, key=lambda e: (["cnn", "lstm", "peephole"].index(e.model), e.T))
+    return out
+
+
+def table1(out, chosen, results, tail, exps=()) -> list:
+    header = ["Method", "Source", "EER(val)", "HTER(test)", "EER(test)", "FTA / FAR / FRR (bob)"]
+    rows, csv_rows, notes = [], [], []
     for p in paper_results.TABLE1:
         rows.append([p.method, f"paper; {p.cite}", pct(None if p.eer_val is None else p.eer_val / 100),
                      pct(None if p.hter_test is None else p.hter_test / 100),
-                     pct(None if p.eer_test is None else p.eer_test / 100)])
+                     pct(None if p.eer_test is None else p.eer_test / 100), ""])
         csv_rows.append([p.method, "paper", "", "", p.eer_val, "", "", "", p.hter_test, "", "",
-                         p.eer_test, "", "", p.eer_val, p.hter_test, p.eer_test, "", "", ""])
+                         p.eer_test, "", "", "", "", "", "", "", p.eer_val, p.hter_test,
+                         p.eer_test, "", "", ""])
         for e in (c for c in chosen if c.paper_method == p.method):
             r = results[e.name]["overall"]
-            ci = r.ci
-            rows.append([f"{e.label} (ours)", f"{e.name}, {len(e.folds)} fold(s)",
-                         f"{pct(r.eer_val)} (Δ {delta(r.eer_val, p.eer_val)})",
-                         f"{pct_ci(r.hter_test, ci.hter if ci else None)} (Δ {delta(r.hter_test, p.hter_test)})",
-                         f"{pct_ci(r.eer_test, ci.eer if ci else None)} (Δ {delta(r.eer_test, p.eer_test)})"])
-            csv_rows.append([e.label, "ours", e.name, len(e.folds), 100 * r.eer_val,
-                             100 * r.eer_val_fold_mean, r.threshold, _opt(r.threshold_fold_mean),
-                             100 * r.hter_test,
-                             100 * ci.hter.lo if ci else "", 100 * ci.hter.hi if ci else "",
-                             100 * r.eer_test, 100 * ci.eer.lo if ci else "",
-                             100 * ci.eer.hi if ci else "", p.eer_val, p.hter_test, p.eer_test,
-                             delta(r.eer_val, p.eer_val), delta(r.hter_test, p.hter_test),
-                             delta(r.eer_test, p.eer_test)])
+            md, row = _t1_row(e, r, p, "")
+            rows.append(md)
+            csv_rows.append(row)
             notes.append(f"{e.name}: EER(val) pooled over folds {e.folds}; mean of per-fold "
                          f"EERs {pct(r.eer_val_fold_mean)}; validation threshold {r.threshold:.6g} "
                          f"(EER threshold of the pooled fold scores, used for HTER; the other "
                          f"reading of §4.4, the mean of the per-fold EER thresholds: "
                          f"{_fmt_thr(r.threshold_fold_mean)}).")
+    same = same_scale(chosen, list(exps), results)
+    if same:
+        rows.append(["**At the same scale** (ours; Table 2's cells)", "", "", "", "", ""])
+    for e in same:
+        md, row = _t1_row(e, results[e.name]["overall"], None, ", same scale")
+        rows.append(md)
+        csv_rows.append(row)
     cap = ["Table 1. Basic results (%) on CASIA-FASD, overall protocol: EER(val) on the pooled "
            "validation folds, HTER(test) at the validation EER threshold, EER(test)."] + tail + notes
-    return write_table(out, "table1", cap, header, rows, csv_header, csv_rows)
+    return write_table(out, "table1", cap, header, rows, T1_CSV, csv_rows)
 
 
 def table2(out, exps, results, tail) -> list:
@@ -429,8 +473,8 @@ def iso_table(out, chosen, results, tail) -> list:
                         + [100 * pad.apcer, 100 * pad.bpcer, 100 * pad.acer, fta])
     cap = ["ISO/IEC 30107-3 metrics (%) on test at the validation EER threshold (overall protocol): "
            "APCER per attack type (PAI species), APCER = max over types, BPCER = FRR, "
-           "ACER = (APCER + BPCER) / 2. FTA: test samples without a score (skipped by "
-           "preparation, or NaN), counted in the rates as rejections."] + tail[:1] + tail[2:]
+           "ACER = (APCER + BPCER) / 2, over the scored samples. FTA: test samples without a "
+           "score (skipped by preparation), left out of the rates."] + tail[:1] + tail[2:]
     return write_table(out, "iso", cap, header, rows,
                        ["experiment", "threshold"] + [f"apcer_{a}" for a in ATTACK_TYPES]
                        + ["apcer_max", "bpcer", "acer", "fta"], csv_rows)
@@ -444,7 +488,8 @@ def all_results_csv(out: Path, exps, results) -> Path:
                     "eer_val_fold_mean", "threshold", "threshold_fold_mean", "hter_test", "hter_lo",
                     "hter_hi",
                     "eer_test", "eer_lo", "eer_hi", "far_test", "frr_test", "n_genuine",
-                    "n_attack", "fta_val", "fta_test"])
+                    "n_attack", "fta_val", "fta_test", "fta_rate_test", "far_fta_test",
+                    "frr_fta_test"])
         for e in exps:
             for p in PROTOCOLS:
                 r = results[e.name].get(p)
@@ -457,8 +502,26 @@ def all_results_csv(out: Path, exps, results) -> Path:
                             100 * ci.hter.lo if ci else "", 100 * ci.hter.hi if ci else "",
                             100 * r.eer_test, 100 * ci.eer.lo if ci else "", 100 * ci.eer.hi if ci else "",
                             100 * r.far_test, 100 * r.frr_test, r.n_test[0], r.n_test[1],
-                            r.fta_val, r.fta_test])
+                            r.fta_val, r.fta_test, 100 * r.bob.fta, 100 * r.bob.far,
+                            100 * r.bob.frr])
     return path
+
+
+def fta_list(out: Path, report: Report) -> Path:
+    """fta.md: every test video with windows that preparation skipped, per experiment."""
+    from configs.files import write_text_atomic
+    lines = ["# Failures to acquire", "",
+             "Test videos with windows that data preparation skipped (no face found in all T "
+             "frames of a window, or none in the video), per experiment (`full/fta.json`). "
+             "HTER and EER leave them out; Table 1 reports bob's FTA rate beside HTER.", ""]
+    if not report.fta_videos:
+        lines.append("None was skipped.")
+    else:
+        lines += ["| experiment | video | windows possible | scored | skipped | reason |",
+                  "|---|---|---|---|---|---|"]
+        lines += [f"| {n} | {e['video']} | {e['windows_possible']} | {e['windows_scored']} | "
+                  f"{e['missing']} | {e['reason']} |" for n, e in report.fta_videos]
+    return write_text_atomic(out / "fta.md", "\n".join(lines) + "\n")
 
 
 # ----------------------------------------------------------------------------- driver
@@ -519,7 +582,7 @@ def run(results_dir, out_dir, level: Optional[str] = None, cfg: Optional[dict] =
 
     tail = _caption_tail(report, note, ev["bootstrap_resamples"], ev["ci_level"])
     written = {}
-    for name, fn in (("table1", lambda: table1(out, chosen, results, tail)),
+    for name, fn in (("table1", lambda: table1(out, chosen, results, tail, exps)),
                      ("table2", lambda: table2(out, exps, results, tail)),
                      ("protocols", lambda: protocol_table(out, chosen, results, tail)),
                      ("iso", lambda: iso_table(out, chosen, results, tail))):
@@ -528,6 +591,7 @@ def run(results_dir, out_dir, level: Optional[str] = None, cfg: Optional[dict] =
 
     written.update(_figures(out, chosen, results, level, note, ev["fig6_points"]))
 
+    written["fta"] = fta_list(out, report)
     index = ["# Evaluation outputs", "", f"Score level: {level}." + (f" Note: {note}" if note else ""), ""]
     index += [f"- [{k}]({Path(v).name})" for k, v in written.items()]
     index += ["", "## Notes", ""] + [f"- {n}" for n in report.notes]

@@ -30,7 +30,9 @@ from scripts.trainer import train
 
 
 FTA_RULE = ("every test video or window that preparation skipped is a failure to acquire in "
-            "every protocol: FAR = FMR (1 - FTA), FRR = FTA + FNMR (1 - FTA), per class")
+            "every protocol; HTER leaves them out (the paper: 'simply remove the bad faces'; "
+            "bob.measure), and bob's one FTA rate over both classes is reported beside it with "
+            "FAR = FMR (1 - FTA), FRR = FTA + FNMR (1 - FTA)")
 
 
 def prep_dir(run) -> Path:
@@ -75,7 +77,7 @@ def skipped_test(cfg: dict, prep: Path, exp: grammar.Experiment, meta: dict) -> 
     found in the video, or windows without a face in all T frames. Each entry: the
     video, the windows it would have with a face in every frame (data_prep.samples.windows),
     the windows scored, and ``missing`` (at least 1 for a video with no window at all).
-    The tables count them as failures to acquire (eval.metrics.farfrr_fta)."""
+    The tables count them as failures to acquire (eval.metrics.rates_with_fta)."""
     videos = json.loads((prep / "videos.json").read_text())
     report = json.loads((prep / "report.json").read_text())
     reasons = {s["video"]: s["reason"] for s in report.get("skipped", [])}

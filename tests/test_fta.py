@@ -1,5 +1,7 @@
-"""Failures to acquire: test videos and windows that preparation skipped count in every
-protocol, as bob.measure counts them (FAR = FMR (1 - FTA), FRR = FTA + FNMR (1 - FTA))."""
+"""Failures to acquire: test videos and windows that preparation skipped are counted in
+every protocol; HTER leaves them out (the paper: "simply remove the bad faces"; bob.measure's
+metrics command), and bob's FTA rate, FAR = FMR (1 - FTA) and FRR = FTA + FNMR (1 - FTA)
+stand beside it."""
 from __future__ import annotations
 
 import csv
@@ -14,13 +16,20 @@ from eval import metrics, scores, tables
 from synthetic_scores import write_experiment
 
 
-def test_farfrr_fta_is_bobs_formula():
-    neg, pos = [0.1, float("nan"), 0.9], [0.8, float("nan")]
-    far, frr = metrics.farfrr_fta(neg, pos, 0.5)
-    fmr, fnmr = metrics.farfrr([0.1, 0.9], [0.8], 0.5)
-    assert far == pytest.approx(fmr * (1 - 1 / 3)) == pytest.approx(1 / 3)
-    assert frr == pytest.approx(0.5 + fnmr * (1 - 0.5)) == pytest.approx(0.5)
-    assert metrics.farfrr_fta([0.1, 0.9], [0.8], 0.5) == metrics.farfrr([0.1, 0.9], [0.8], 0.5)
+def test_rates_with_fta_are_bobs_formulas():
+    """bob/measure/script/figure.py, Metrics._numbers: fmr, fnmr = farfrr(neg, pos, thr) on the
+    scored samples; hter = (fmr + fnmr) / 2; far = fmr (1 - fta); frr = fta + fnmr (1 - fta),
+    with utils.get_fta's one rate: all NaN scores over all scores, both classes together."""
+    neg, pos = [0.1, float("nan"), 0.9, 0.7], [0.8, float("nan"), 0.3]
+    r = metrics.rates_with_fta(neg, pos, 0.5)
+    fta = 2 / 7                                  # not 1/4 and 1/3 per class
+    fmr, fnmr = 2 / 3, 1 / 2                     # 0.9, 0.7 accepted of 3; 0.3 rejected of 2
+    assert r.fta == pytest.approx(fta) and (r.fmr, r.fnmr) == (pytest.approx(fmr), pytest.approx(fnmr))
+    assert r.hter == pytest.approx((fmr + fnmr) / 2)
+    assert r.hter == pytest.approx(metrics.hter([0.1, 0.9, 0.7], [0.8, 0.3], 0.5))
+    assert r.far == pytest.approx(fmr * (1 - fta)) and r.frr == pytest.approx(fta + fnmr * (1 - fta))
+    clean = metrics.rates_with_fta([0.1, 0.9], [0.8], 0.5)      # no NaN: FAR = FMR, FRR = FNMR
+    assert (clean.fta, clean.far, clean.frr) == (0.0, clean.fmr, clean.fnmr)
 
 
 def _rows(path: Path) -> list[dict]:
@@ -49,18 +58,29 @@ def test_skipped_test_videos_count_as_fta_in_every_protocol(tmp_path):
     assert int(prot["normal"]["fta_test"]) == 6 and int(prot["high"]["fta_test"]) == 2
     assert int(prot["low"]["fta_test"]) == 0
     assert int(prot["warped"]["fta_test"]) == 8      # genuine videos belong to every attack protocol
-    # HTER recomputed with the skipped windows as genuine false rejections
+    # HTER over the scored samples; bob's FTA, FAR, FRR beside it in Table 1
     test = scores.read_scores(d / "full" / "scores_test.csv")
     thr = json.loads((d / "full" / "selection.json").read_text())["thresholds"]["sample"]["overall"]["pooled"]
     neg = [r.score for r in test if r.label == 0]
-    pos = [r.score for r in test if r.label == 1] + [float("nan")] * 8
-    far, frr = metrics.farfrr_fta(neg, pos, thr)
-    assert float(prot["overall"]["hter_test"]) == pytest.approx(100 * (far + frr) / 2)
-    assert frr > metrics.farfrr(neg, [p for p in pos if not np.isnan(p)], thr)[1]
+    pos = [r.score for r in test if r.label == 1]
+    assert float(prot["overall"]["hter_test"]) == pytest.approx(100 * metrics.hter(neg, pos, thr))
+    bob = metrics.rates_with_fta(neg, pos + [float("nan")] * 8, thr)
+    assert bob.fta == pytest.approx(8 / (len(test) + 8))
+    t1 = {r["experiment"]: r for r in _rows(tmp_path / "out" / "table1.csv") if r["experiment"]}
+    row = t1["cnn_T1_s2.6"]
+    assert float(row["fta_rate_test"]) == pytest.approx(100 * bob.fta)
+    assert float(row["far_fta_test"]) == pytest.approx(100 * bob.far)
+    assert float(row["frr_fta_test"]) == pytest.approx(100 * bob.frr)
+    assert (int(row["fta_test_genuine"]), int(row["fta_test_attack"])) == (8, 0)
+    assert float(row["hter_test"]) == pytest.approx(100 * bob.hter)
     iso = {r["experiment"]: r for r in _rows(tmp_path / "out" / "iso.csv")}
     assert int(iso["cnn_T1_s2.6"]["fta"]) == 8
     md = (tmp_path / "out" / "table1.md").read_text()
-    assert "FRR = FTA + FNMR" in md and "cnn_T1_s2.6: 8 test window(s) in 2 video(s), 1 of them" in md
+    assert "FRR = FTA + FNMR" in md and "Skipped: 8 window(s) in 2 video(s)" in md
+    assert "test_release/3/HR_1.avi" not in md        # the list is in fta.md, not the caption
+    fta_md = (tmp_path / "out" / "fta.md").read_text()
+    assert "| cnn_T1_s2.6 | test_release/3/1.avi | 6 | 0 | 6 |" in fta_md
+    assert "| cnn_T1_s2.6 | test_release/3/HR_1.avi | 8 | 6 | 2 |" in fta_md
     # video level: the wholly skipped video is one failure to acquire, the other keeps a score
     tables.run(root, tmp_path / "v", level="video", cfg=cfg, log=lambda s: None)
     ov = [r for r in _rows(tmp_path / "v" / "protocols.csv")

@@ -14,7 +14,8 @@ ceil(T/2)), not stride 1, so that it gives exactly the windows, scores and decis
 same video scored whole (tests/test_stream.py checks it): a new decision every stride
 frames (T = 7: every 4th frame, 7.5 a second at 30 frames/s).
 
-Each window is scored as soon as its last frame has arrived (a batch of one) and has two
+Each window is scored as soon as its last frame has arrived (a batch of one; ``--batch N``
+scores N windows together: more frames/s, up to N - 1 strides more latency) and has two
 decisions:
 
 - the window's own: its p(genuine) against the per-sample validation threshold
@@ -128,45 +129,55 @@ def _frames(cap, clock: _Clock, recent: deque, max_frames: int):
 
 
 class _Live:
-    """Windows and scores of a stream so far."""
+    """Windows and scores of a stream so far; windows wait in ``pending`` until ``batch``
+    of them go through the net together."""
 
-    def __init__(self, model: P.Model, scorer, on_window):
+    def __init__(self, model: P.Model, scorer, on_window, batch: int = 1):
         s = model.cfg["samples"]
         self.model, self.scorer, self.on_window, self.s = model, scorer, on_window, s
         self.windows = samples.WindowStream(model.T, int(s["stride"]), s["missing_face"])
         self.recent: deque = deque(maxlen=model.T)
         self.boxes, self.starts, self.wboxes, self.scores = [], [], [], []
+        self.batch, self.pending = batch, []     # (start, box, sample, when its last frame came)
         self.clock = _Clock()
         self.shape = (0, 0)
 
     def frame(self, box) -> None:
         """Detection has found ``box`` (or None) in the newest frame of ``recent``."""
-        c = self.clock
+        m, c = self.model, self.clock
         c.detect += time.perf_counter() - c.t_frame
         b = NO_FACE if box is None else tuple(int(v) for v in box)
         self.boxes.append(b)
         w = self.windows.push(b)
-        if w is not None:
-            self.score(*w)
-
-    def score(self, start: int, box) -> None:
-        m, c = self.model, self.clock
+        if w is None:
+            return
         t0 = time.perf_counter()
-        x = samples.window_sample(self.recent, box, m.exp.scale, m.size, self.s["interp"])
+        x = samples.window_sample(self.recent, w[1], m.exp.scale, m.size, self.s["interp"])
+        c.crop += time.perf_counter() - t0
+        self.pending.append((w[0], w[1], x, c.t_frame))
+        if len(self.pending) >= self.batch:
+            self.flush()
+
+    def flush(self) -> None:
+        """Score the pending windows in one forward pass and report each."""
+        if not self.pending:
+            return
+        m, c = self.model, self.clock
         t1 = time.perf_counter()
-        p = float(self.scorer(x[None])[0])
+        ps = self.scorer(np.stack([x for _, _, x, _ in self.pending]))
         t2 = time.perf_counter()
-        c.crop += t1 - t0
         c.net += t2 - t1
-        c.latencies.append(t2 - c.t_frame)
-        self.starts.append(start)
-        self.wboxes.append(box)
-        self.scores.append(p)
-        if self.on_window:
-            busy = c.busy + (t2 - c.t_frame)
-            self.on_window(Window(start, start + m.T - 1, box, p, m.sample_threshold,
-                                  float(np.mean(self.scores)), len(self.scores), m.threshold,
-                                  len(self.boxes) / busy if busy else 0.0, t2 - c.t_frame))
+        busy = c.busy + (t2 - c.t_frame)
+        for (start, box, _, t_read), p in zip(self.pending, ps):
+            c.latencies.append(t2 - t_read)
+            self.starts.append(start)
+            self.wboxes.append(box)
+            self.scores.append(float(p))
+            if self.on_window:
+                self.on_window(Window(start, start + m.T - 1, box, float(p), m.sample_threshold,
+                                      float(np.mean(self.scores)), len(self.scores), m.threshold,
+                                      len(self.boxes) / busy if busy else 0.0, t2 - t_read))
+        self.pending.clear()
 
     @property
     def mean(self) -> float | None:
@@ -190,26 +201,36 @@ def _run(cap, live: _Live, detect_mode: str, max_frames: int, out, fps: float) -
                 writer.write(P.draw_frame(im, live.boxes[-1], live.mean, live.model.threshold))
             live.clock.busy += time.perf_counter() - live.clock.t_frame
     except KeyboardInterrupt:
-        return f"stopped by Ctrl-C after {len(live.boxes)} frames"
+        note = f"stopped by Ctrl-C after {len(live.boxes)} frames"
+    else:
+        note = ""
     finally:
         if writer is not None:
             writer.release()
-    return ""
+    t = time.perf_counter()
+    live.flush()                          # the last windows of a batch that did not fill
+    live.clock.busy += time.perf_counter() - t
+    return note
 
 
 def score_stream(source, model: P.Model, backend: str = "caffe", detect_mode: str = "track",
-                 max_frames: int = 0, scorer=None, on_window=None, annotate=None) -> P.Result:
+                 max_frames: int = 0, scorer=None, on_window=None, annotate=None,
+                 batch: int = 1) -> P.Result:
     """Score ``source`` as its frames arrive (module docstring); ``on_window(Window)`` is
-    called for each window when scored; ``annotate``: also write the frames with face box
-    and running decision to that .avi/.mp4 (atomically). Returns the whole-file Result."""
+    called for each window when scored, ``batch`` windows per forward pass (1: each as
+    soon as its last frame is in); ``annotate``: also write the frames with face box and
+    running decision to that .avi/.mp4 (atomically). Returns the whole-file Result."""
     import cv2
     from pathlib import Path
     if detect_mode not in P.DETECT_MODES:
         raise ValueError(f"detect mode {detect_mode!r}: choose one of {P.DETECT_MODES}")
+    if batch < 1:
+        raise ValueError("batch must be >= 1")
     scorer = scorer or P.BACKENDS[backend](model)
-    cap = open_source(source)
+    scorer(np.zeros((batch, model.T, 3, model.size, model.size), np.float32))   # warm-up: the
+    cap = open_source(source)     # first forward allocates; the first window should not wait
     src_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-    live = _Live(model, scorer, on_window)
+    live = _Live(model, scorer, on_window, batch)
     t0 = time.perf_counter()
     try:
         ann = None if annotate is None else Path(annotate)
@@ -247,7 +268,7 @@ def _result(source, model, backend, live: _Live, note, detect_mode, src_fps, wal
                    starts=live.starts, boxes=live.wboxes, frame_boxes=boxes,
                    scores=np.asarray(live.scores, np.float64), note=note)
     cap_fps = F / c.busy if c.busy else None
-    res.timing = {"frames": F, "windows": len(live.scores), "batch": 1, "detect": detect_mode,
+    res.timing = {"frames": F, "windows": len(live.scores), "batch": live.batch, "detect": detect_mode,
                   "stride": model.stride, "source_fps": src_fps or None,
                   "read_s": c.read, "detect_s": c.detect, "sample_s": c.crop, "net_s": c.net,
                   "busy_s": c.busy, "wall_s": wall, "capacity_fps": cap_fps,

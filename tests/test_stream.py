@@ -53,9 +53,9 @@ def test_http_stream_decodes_to_the_file_frames(clip):
     assert all(np.array_equal(a, b) for a, b in zip(live, whole))
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name, batch", [(m, 1) for m in MODELS] + [("cnn_T1_s1.8", 4)])
 @pytest.mark.slow
-def test_stream_gives_the_whole_file_windows_scores_and_decisions(tiny_run, clip, name):
+def test_stream_gives_the_whole_file_windows_scores_and_decisions(tiny_run, clip, name, batch):
     jpegs, path = clip
     model = _model(tiny_run, name)
     whole = P.score_video(path, model)                 # default: batch 64 // T, tracking
@@ -67,7 +67,7 @@ def test_stream_gives_the_whole_file_windows_scores_and_decisions(tiny_run, clip
         sent_at.append(server.sent)
 
     with server as url:
-        live = S.score_stream(url, model, on_window=on_window)
+        live = S.score_stream(url, model, on_window=on_window, batch=batch)
     assert np.array_equal(live.frame_boxes, whole.frame_boxes)
     assert live.starts == whole.starts and live.boxes == whole.boxes
     assert len(whole.starts) >= 6 and live.timing["stride"] == model.stride
@@ -83,6 +83,7 @@ def test_stream_gives_the_whole_file_windows_scores_and_decisions(tiny_run, clip
     assert [w.count for w in reports] == list(range(1, len(reports) + 1))
     t = live.timing
     assert t["frames"] == 24 and t["capacity_fps"] > 0 and t["busy_s"] <= t["wall_s"]
+    assert t["batch"] == batch
 
 
 def _predict(*args):

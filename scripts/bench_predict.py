@@ -10,7 +10,8 @@ full-frame detector of training (``--detect full``) and once tracking the face (
 default, ``--detect track``). Then live scoring (``predict --source``, scripts/stream.py:
 a window scored as soon as its last frame arrives) of the same frames served as MJPEG over
 HTTP from 127.0.0.1 as fast as they are read, with Caffe and with ONNX Runtime on the
-model's ONNX export: the frame rate it keeps up with (frames / seconds spent on them).
+model's ONNX export, each window alone (``--batch 1``) and batched (the default): the
+frame rate it keeps up with (frames / seconds spent on them).
 
     python -m scripts.bench_predict [--frames 300]
 """
@@ -82,22 +83,22 @@ def whole_file(P, video: Path, models: list) -> None:
 def live(video: Path, models: list) -> None:
     from scripts import mjpeg, onnx_export, stream
     jpegs = mjpeg.jpeg_frames(video)
-    print(f"live, predict --source http://127.0.0.1:PORT/stream.mjpg ({len(jpegs)} JPEG frames, "
-          f"detect track, one window per forward pass)")
+    print(f"live, predict --source http://127.0.0.1:PORT/stream.mjpg ({len(jpegs)} JPEG frames "
+          f"sent as fast as read, detect track; --batch 1, then the default 64 // T)")
     print(f"{'model':<16}{'backend':>8}{'batch':>6}{'keeps up':>10}{'detect ms':>11}{'net ms':>8}"
           f"{'latency ms':>12}{'windows':>9}")
     for name, m in models:
         onnx_export.export(m.dir)
-        for batch in (1, 8) if m.T == 1 else (1,):
+        for batch in (1, None):
             for backend in ("caffe", "onnx"):
                 with mjpeg.MJPEGServer(jpegs) as url:
                     r = stream.score_stream(url, m, backend=backend, batch=batch)
                 t = r.timing
-                print(f"{name:<16}{backend:>8}{batch:>6}{t['capacity_fps']:>10.1f}"
+                print(f"{name:<16}{backend:>8}{t['mean_batch']:>6.1f}{t['capacity_fps']:>10.1f}"
                       f"{1000 * t['detect_s'] / t['frames']:>11.1f}{t['net_ms_per_window']:>8.1f}"
                       f"{t['latency_ms_mean']:>12.1f}{t['windows']:>9}", flush=True)
-    print("keeps up: frames/s over the time spent on them (detection, crops, network), "
-          "waiting for the stream excluded")
+    print("batch: mean windows per forward pass; keeps up: frames/s over the time spent on them "
+          "(detection, crops, network), waiting for the stream excluded")
 
 
 def main(argv=None) -> int:

@@ -40,8 +40,8 @@ def _parser():
                     help="caffe (pycaffe), opencv (cv2.dnn, no Caffe needed) or onnx (ONNX "
                          "Runtime on the folder's model.onnx from make onnx)")
     ap.add_argument("--batch", type=int, default=None,
-                    help="windows per forward pass (default 64 // T: 64 frames; --source: default 1, "
-                         "each window as soon as it is complete)")
+                    help="windows per forward pass (default 64 // T: 64 frames; --source: at most, "
+                         "when frames are waiting; 1 scores each window alone at once)")
     ap.add_argument("--detect", choices=("track", "full"), default="track",
                     help="Viola-Jones near the previous frame's face (track, default: 3-4x faster, "
                          "boxes within 12%% of the face side of full's) or on every whole frame as "
@@ -95,7 +95,7 @@ def _stream(a, model) -> int:
 
     r = stream.score_stream(a.source, model, backend=a.backend, detect_mode=a.detect,
                             max_frames=a.frames, on_window=show, annotate=a.annotate,
-                            batch=a.batch or 1)
+                            batch=a.batch)
     if a.json:
         d = dict(r.to_json(), type="summary")
         del d["windows"]                 # printed one per line above

@@ -7,7 +7,9 @@ missing_face from ``samples``), box scaling, zero fill and resizing
 (``data_prep.samples.iter_samples``, the crop of ``stage_video``; ``samples.size``,
 ``samples.interp``). ``samples.max_per_video`` thins the training set only: every
 window of the video is scored. Windows go through the deploy net ``batch`` at a time
-(Caffe, or OpenCV's DNN module: ``scripts/opencv_dnn.py``). The video's score is the
+(Caffe, OpenCV's DNN module: ``scripts/opencv_dnn.py``, or ONNX Runtime on the folder's
+``model.onnx``: ``scripts/onnx_run.py``). A camera or stream, scored as its frames arrive
+with the same detection, windows and crops: ``scripts/stream.py``. The video's score is the
 mean p(genuine) of its windows; it is GENUINE when that mean >= the experiment's
 video-level validation threshold, else ATTACK (``eval.metrics``: score >= threshold is
 accepted). The threshold is of the same kind as the score: the EER threshold of the

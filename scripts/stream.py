@@ -14,9 +14,14 @@ ceil(T/2)), not stride 1, so that it gives exactly the windows, scores and decis
 same video scored whole (tests/test_stream.py checks it): a new decision every stride
 frames (T = 7: every 4th frame, 7.5 a second at 30 frames/s).
 
-Each window is scored as soon as its last frame has arrived (a batch of one; ``--batch N``
-scores N windows together: more frames/s, up to N - 1 strides more latency) and has two
-decisions:
+Frames are read by a thread of their own into a queue, so a live source is emptied while
+the net runs. A window is scored as soon as its last frame has been processed when no
+newer frame is waiting (the stream is kept up with: a batch of one, the lowest latency);
+when frames are waiting, windows are held until ``batch`` of them (default 64 // T, as for
+a file) or the queue runs empty, and go through the net together: behind a live source, or
+on a file, which is read ahead, the batches grow and so does the frame rate. Batching
+changes when a window is reported, never which windows there are or their scores (float
+rounding apart). Each window has two decisions:
 
 - the window's own: its p(genuine) against the per-sample validation threshold
   (``threshold.json`` ``threshold``, the one of the tables: the paper's per-clip decision);
@@ -26,13 +31,16 @@ decisions:
 
 Frame rate: every frame is processed in order and none is dropped (dropping would change
 the windows). ``capacity_fps`` = frames / seconds spent on them (detection, crops,
-network, drawing), waiting for the source excluded: the frame rate it keeps up with.
-A live source faster than that falls behind (a camera driver then drops frames, so windows
-span more time than in training). Ctrl-C ends a camera stream like the end of a file.
+network, drawing), waiting for frames excluded: the frame rate it keeps up with. A live
+source faster than that fills the queue (``QUEUE_FRAMES``); the reader then waits and a
+camera driver drops frames, so windows span more time than in training. Ctrl-C ends a
+camera stream like the end of a file.
 """
 from __future__ import annotations
 
 import contextlib
+import queue
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -44,6 +52,8 @@ from data_prep import detect, samples
 from scripts import predictor as P
 
 NO_FACE = (-1, -1, -1, -1)
+# Frames read ahead of processing at most (640x480: 0.9 MB each).
+QUEUE_FRAMES = 128
 
 
 def parse_source(source):
@@ -108,29 +118,70 @@ class Window:
 class _Clock:
     def __init__(self):
         self.read = self.detect = self.crop = self.net = self.busy = 0.0
-        self.t_frame = 0.0          # when the frame being processed was read
+        self.t_frame = 0.0          # when processing of the current frame began
+        self.t_arrived = 0.0        # when the current frame had been read from the source
+        self.forwards = 0
         self.latencies: list[float] = []
 
 
-def _frames(cap, clock: _Clock, recent: deque, max_frames: int):
-    """Frames of ``cap`` (at most ``max_frames``; 0: until the source ends), each put into
-    the rolling buffer ``recent`` as detection takes it."""
-    n = 0
-    while not max_frames or n < max_frames:
-        t = time.perf_counter()
-        ok, frame = cap.read()
-        clock.t_frame = time.perf_counter()
-        clock.read += clock.t_frame - t
-        if not ok or frame is None:
-            return
-        n += 1
-        recent.append(frame)
-        yield frame
+class _Reader:
+    """Reads ``cap`` (at most ``max_frames``; 0: until the source ends) in a thread into a
+    bounded queue of (frame, time read); None marks the end."""
+
+    def __init__(self, cap, max_frames: int):
+        self.cap, self.max_frames = cap, max_frames
+        self.q: queue.Queue = queue.Queue(QUEUE_FRAMES)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="frame-reader", daemon=True)
+        self.thread.start()
+
+    def _put(self, item) -> None:
+        while not self.stop.is_set():
+            try:
+                self.q.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def _run(self) -> None:
+        n = 0
+        try:
+            while not self.stop.is_set() and (not self.max_frames or n < self.max_frames):
+                ok, frame = self.cap.read()
+                if not ok or frame is None:
+                    break
+                n += 1
+                self._put((frame, time.perf_counter()))
+        finally:
+            self._put(None)
+
+    def frames(self, clock: _Clock, recent: deque):
+        """The frames in order, each put into the rolling buffer ``recent`` as detection
+        takes it."""
+        while True:
+            t = time.perf_counter()
+            item = self.q.get()
+            clock.t_frame = time.perf_counter()
+            clock.read += clock.t_frame - t
+            if item is None:
+                return
+            recent.append(item[0])
+            clock.t_arrived = item[1]
+            yield item[0]
+
+    @property
+    def waiting(self) -> bool:
+        """Is a newer frame (or the end) already queued?"""
+        return not self.q.empty()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=10)
 
 
 class _Live:
     """Windows and scores of a stream so far; windows wait in ``pending`` until ``batch``
-    of them go through the net together."""
+    of them, or all that are ready when no newer frame waits, go through the net together."""
 
     def __init__(self, model: P.Model, scorer, on_window, batch: int = 1):
         s = model.cfg["samples"]
@@ -138,24 +189,24 @@ class _Live:
         self.windows = samples.WindowStream(model.T, int(s["stride"]), s["missing_face"])
         self.recent: deque = deque(maxlen=model.T)
         self.boxes, self.starts, self.wboxes, self.scores = [], [], [], []
-        self.batch, self.pending = batch, []     # (start, box, sample, when its last frame came)
+        self.batch, self.pending = batch, []     # (start, box, sample, when its last frame was read)
         self.clock = _Clock()
         self.shape = (0, 0)
 
-    def frame(self, box) -> None:
-        """Detection has found ``box`` (or None) in the newest frame of ``recent``."""
+    def frame(self, box, waiting: bool) -> None:
+        """Detection has found ``box`` (or None) in the newest frame of ``recent``;
+        ``waiting``: a newer frame is already queued (hold the window for a batch)."""
         m, c = self.model, self.clock
         c.detect += time.perf_counter() - c.t_frame
         b = NO_FACE if box is None else tuple(int(v) for v in box)
         self.boxes.append(b)
         w = self.windows.push(b)
-        if w is None:
-            return
-        t0 = time.perf_counter()
-        x = samples.window_sample(self.recent, w[1], m.exp.scale, m.size, self.s["interp"])
-        c.crop += time.perf_counter() - t0
-        self.pending.append((w[0], w[1], x, c.t_frame))
-        if len(self.pending) >= self.batch:
+        if w is not None:
+            t0 = time.perf_counter()
+            x = samples.window_sample(self.recent, w[1], m.exp.scale, m.size, self.s["interp"])
+            c.crop += time.perf_counter() - t0
+            self.pending.append((w[0], w[1], x, c.t_arrived))
+        if len(self.pending) >= self.batch or not waiting:
             self.flush()
 
     def flush(self) -> None:
@@ -167,6 +218,7 @@ class _Live:
         ps = self.scorer(np.stack([x for _, _, x, _ in self.pending]))
         t2 = time.perf_counter()
         c.net += t2 - t1
+        c.forwards += 1
         busy = c.busy + (t2 - c.t_frame)
         for (start, box, _, t_read), p in zip(self.pending, ps):
             c.latencies.append(t2 - t_read)
@@ -188,12 +240,13 @@ def _run(cap, live: _Live, detect_mode: str, max_frames: int, out, fps: float) -
     """Process every frame of ``cap``; draw them into ``out`` ((temporary path, final
     path) or None). Returns a note ("" or how the stream was stopped)."""
     params = detect.detector_params(live.model.cfg["detect"])
-    frames = _frames(cap, live.clock, live.recent, max_frames)
+    reader = _Reader(cap, max_frames)
+    frames = reader.frames(live.clock, live.recent)
     writer = None
     try:
         for shape, box in detect.detect_frames(frames, params, track=detect_mode == "track"):
             live.shape = tuple(shape)
-            live.frame(box)
+            live.frame(box, reader.waiting)
             if out is not None:
                 if writer is None:
                     writer = P.open_writer(out[0], fps, shape[1], shape[0], out[1])
@@ -205,6 +258,7 @@ def _run(cap, live: _Live, detect_mode: str, max_frames: int, out, fps: float) -
     else:
         note = ""
     finally:
+        reader.close()
         if writer is not None:
             writer.release()
     t = time.perf_counter()
@@ -215,20 +269,23 @@ def _run(cap, live: _Live, detect_mode: str, max_frames: int, out, fps: float) -
 
 def score_stream(source, model: P.Model, backend: str = "caffe", detect_mode: str = "track",
                  max_frames: int = 0, scorer=None, on_window=None, annotate=None,
-                 batch: int = 1) -> P.Result:
+                 batch: int | None = None) -> P.Result:
     """Score ``source`` as its frames arrive (module docstring); ``on_window(Window)`` is
-    called for each window when scored, ``batch`` windows per forward pass (1: each as
-    soon as its last frame is in); ``annotate``: also write the frames with face box and
-    running decision to that .avi/.mp4 (atomically). Returns the whole-file Result."""
+    called for each window when scored; ``batch``: at most that many windows per forward
+    pass (default 64 // T; 1: each window alone, at once); ``annotate``: also write the
+    frames with face box and running decision to that .avi/.mp4 (atomically). Returns the
+    Result a whole file gets."""
     import cv2
     from pathlib import Path
     if detect_mode not in P.DETECT_MODES:
         raise ValueError(f"detect mode {detect_mode!r}: choose one of {P.DETECT_MODES}")
+    batch = max(1, 64 // model.T) if batch is None else batch
     if batch < 1:
         raise ValueError("batch must be >= 1")
     scorer = scorer or P.BACKENDS[backend](model)
-    scorer(np.zeros((batch, model.T, 3, model.size, model.size), np.float32))   # warm-up: the
-    cap = open_source(source)     # first forward allocates; the first window should not wait
+    # A warm-up forward at the largest batch: the first window should not wait for allocation.
+    scorer(np.zeros((batch, model.T, 3, model.size, model.size), np.float32))
+    cap = open_source(source)
     src_fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
     live = _Live(model, scorer, on_window, batch)
     t0 = time.perf_counter()
@@ -276,7 +333,8 @@ def _result(source, model, backend, live: _Live, note, detect_mode, src_fps, wal
                   "keeps_up": (cap_fps >= src_fps) if (cap_fps and src_fps) else None,
                   "latency_ms_mean": 1000 * float(np.mean(c.latencies)),
                   "latency_ms_max": 1000 * float(np.max(c.latencies)),
-                  "net_ms_per_window": 1000 * c.net / len(live.scores)}
+                  "net_ms_per_window": 1000 * c.net / len(live.scores),
+                  "forwards": c.forwards, "mean_batch": len(live.scores) / c.forwards}
     return res
 
 
@@ -300,7 +358,8 @@ def format_summary(r: P.Result) -> str:
               f"decision:        {r.decision}",
               f"frame rate: keeps up with {t['capacity_fps']:.1f} frames/s (detection "
               f"{1000 * t['detect_s'] / r.frames:.1f} ms/frame, crops + network "
-              f"{1000 * (t['sample_s'] + t['net_s']) / len(r.scores):.1f} ms/window); "
+              f"{1000 * (t['sample_s'] + t['net_s']) / len(r.scores):.1f} ms/window, "
+              f"{t['mean_batch']:.1f} windows per forward pass); "
               f"keeps up with the source: {keeps}; {t['wall_fps']:.1f} frames/s end to end; "
               f"latency {t['latency_ms_mean']:.1f} ms mean, {t['latency_ms_max']:.1f} max"]
     return "\n".join(lines)

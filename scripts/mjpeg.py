@@ -47,7 +47,7 @@ def write_mjpeg(path, jpegs: list[bytes]) -> Path:
     return path
 
 
-def _handler(jpegs: list[bytes], fps: float | None, sent: list[int]):
+def _handler(jpegs: list[bytes], fps: float | None, sent: list[int], hold, state: dict):
     class Handler(http.server.BaseHTTPRequestHandler):
         def do_GET(self):
             self.send_response(200)
@@ -57,6 +57,8 @@ def _handler(jpegs: list[bytes], fps: float | None, sent: list[int]):
             t0 = time.perf_counter()
             try:
                 for i, j in enumerate(jpegs):
+                    if hold and i == hold[0]:
+                        state["held"] = hold[1].wait(hold[2])
                     if fps:              # a camera's pace; None: as fast as the client reads
                         time.sleep(max(0.0, t0 + i / fps - time.perf_counter()))
                     self.wfile.write(f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
@@ -81,13 +83,16 @@ class MJPEGServer:
             ...  cv2.VideoCapture(url) ...
 
     ``fps``: send at that pace, as a camera would (None: as fast as the client reads).
+    ``hold``: (frame index k, threading.Event, timeout s): before frame k, wait until the
+    event is set or the timeout passes; ``held`` then says which (True: the event).
     ``sent``: frames written so far (all requests together).
     """
 
-    def __init__(self, jpegs: list[bytes], fps: float | None = None):
+    def __init__(self, jpegs: list[bytes], fps: float | None = None, hold=None):
         self._sent = [0]
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                                     _handler(jpegs, fps, self._sent))
+        self.state = {"held": None}
+        self.httpd = http.server.ThreadingHTTPServer(
+            ("127.0.0.1", 0), _handler(jpegs, fps, self._sent, hold, self.state))
         self.httpd.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/stream.mjpg"
         self._thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
@@ -95,6 +100,10 @@ class MJPEGServer:
     @property
     def sent(self) -> int:
         return self._sent[0]
+
+    @property
+    def held(self) -> bool | None:
+        return self.state["held"]
 
     def __enter__(self) -> str:
         self._thread.start()

@@ -1,7 +1,7 @@
 """Live scoring (``predict --source``, scripts/stream.py) against scoring the file whole.
 
 A stream is served by the test itself on 127.0.0.1 (scripts/mjpeg.py: MJPEG over HTTP,
-the protocol of most IP cameras), at a camera's pace; the same JPEG images concatenated
+the protocol of most IP cameras); the same JPEG images concatenated
 make the file that ``score_video`` scores whole. Both decode through OpenCV's FFmpeg
 backend, so the claim checked is the scoring's: the same face boxes, windows, scores and
 decisions. A camera cannot be tested here (none is attached); its code path differs only
@@ -13,6 +13,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import cv2
@@ -56,17 +57,21 @@ def test_http_stream_decodes_to_the_file_frames(clip):
 @pytest.mark.parametrize("name, source", [(m, "http") for m in MODELS] + [("cnn_T1_s1.8", "file")])
 @pytest.mark.slow
 def test_stream_gives_the_whole_file_windows_scores_and_decisions(tiny_run, clip, name, source):
-    """http: served at 30 frames/s, kept up with (windows mostly scored one by one);
-    file: the same file as a source, read ahead (windows held and scored in batches)."""
+    """http: the server sends half of the frames, then waits until a decision has been
+    reported (at most 60 s): a scorer that waited for the end of the stream, or for a full
+    batch, would stall it. file: the same file as a source, read ahead (windows held and
+    scored in batches)."""
     jpegs, path = clip
     model = _model(tiny_run, name)
     whole = P.score_video(path, model)                 # default: batch 64 // T, tracking
-    server = mjpeg.MJPEGServer(jpegs, fps=30)
+    first = threading.Event()
+    server = mjpeg.MJPEGServer(jpegs, hold=(len(jpegs) // 2, first, 60.0))
     reports, sent_at = [], []
 
     def on_window(w):
         reports.append(w)
         sent_at.append(server.sent)
+        first.set()
 
     with server as url:
         live = S.score_stream(url if source == "http" else path, model, on_window=on_window)
@@ -82,7 +87,7 @@ def test_stream_gives_the_whole_file_windows_scores_and_decisions(tiny_run, clip
     assert reports[-1].running_decision == whole.decision
     assert [w.count for w in reports] == list(range(1, len(reports) + 1))
     if source == "http":          # decided as the frames arrived: not all were sent yet
-        assert sent_at[0] < len(jpegs) // 2
+        assert server.held is True and sent_at[0] <= len(jpegs) // 2
     t = live.timing
     assert t["frames"] == 24 and t["capacity_fps"] > 0 and t["busy_s"] <= t["wall_s"]
     assert 1 <= t["mean_batch"] <= t["batch"] == 64 // model.T

@@ -33,7 +33,7 @@ exp_list = $(shell $(PY) -m scripts.experiments $(1) --config $(call q,$(CONFIG)
 endif
 
 .PHONY: help setup test test-fast demo demo-data prep nets tables reproduce-table1 scale-sweep sweep-slurm \
-        bench clean-run gpu-check paper-check _table1 _sweep _demo _prep_for predict caffe-reference \
+        bench clean-run gpu-check paper-check _table1 _sweep _demo _prep_for predict onnx caffe-reference \
         paper-check-ablations test-portable
 
 # `make help`: every `target: ... ## text` and `VAR ?= value## text` line of this file.
@@ -217,10 +217,18 @@ paper-check-ablations: setup ## after paper-check: one paper-silent choice chang
 
 # Score one video with a finished experiment (scripts/predict.py), e.g.
 #   make predict VIDEO=data/synth/test_release/1/HR_1.avi MODEL=runs/synth-demo/experiments/cnn_T1_s2.6/full
+# or a camera, stream or file as its frames arrive: make predict SOURCE=0 MODEL=...
 VIDEO ?= data/synth/test_release/1/1.avi## predict's video
-MODEL ?= $(firstword $(wildcard $(RUN)/experiments/*/full))## predict's finished experiment folder (default: the first in RUN)
-predict: setup ## score one video: make predict VIDEO=x.avi MODEL=RUN/experiments/<name>/full
-	$(PY) -m scripts.predict $(call q,$(VIDEO)) --model $(call q,$(MODEL)) $(ARGS)
+MODEL ?= $(firstword $(wildcard $(RUN)/experiments/*/full))## predict's and onnx's finished experiment folder (default: the first in RUN)
+SOURCE ?=## predict: score live instead of VIDEO: a camera index (0), a stream URL or a file
+predict: setup ## score one video: make predict VIDEO=x.avi MODEL=RUN/experiments/<name>/full (or SOURCE=0)
+	$(PY) -m scripts.predict $(if $(SOURCE),--source $(call q,$(SOURCE)),$(call q,$(VIDEO))) --model $(call q,$(MODEL)) $(ARGS)
+
+# An ONNX model of a finished experiment (scripts/onnx_export.py): MODEL/model.onnx, written
+# once ONNX Runtime has matched Caffe on random inputs (relative 1e-5); then
+# `predict --backend onnx`, or scripts/onnx_run.py alone on a machine without Caffe.
+onnx: setup ## write MODEL/model.onnx, checked against Caffe: make onnx MODEL=RUN/experiments/<name>/full
+	$(PY) -m scripts.onnx_export --model $(call q,$(MODEL))
 
 # Speed figures: Caffe training throughput vs numpy GEMM (paper-size nets), the metrics on a
 # million scores, and data preparation (Viola-Jones 1 vs 2 workers, 25 combinations, memory).

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import deque
 from pathlib import Path
 
 import cv2
@@ -74,28 +75,51 @@ def stride_for(T: int, stride: int) -> int:
     return stride if stride > 0 else max(1, math.ceil(T / 2))
 
 
+class WindowStream:
+    """The window rule of ``windows()``, one frame at a time: ``push`` each frame's box in
+    order; it returns (first frame, minimum face box) when that frame ends a window, else
+    None. ``windows()`` (a whole video) and live scoring (scripts/stream.py, frames as they
+    arrive) both use it, so a stream gets exactly the windows of the same file."""
+
+    def __init__(self, T: int, stride: int, missing_face: str):
+        if missing_face not in ("skip", "keep"):
+            raise ValueError(f"samples.missing_face must be skip or keep, got {missing_face!r}")
+        self.T, self.stride, self.missing_face = T, stride_for(T, stride), missing_face
+        self.recent: deque = deque(maxlen=max(1, T))
+        self.frame = -1                       # index of the last frame pushed
+
+    def push(self, box) -> tuple[int, tuple[int, int, int, int]] | None:
+        """``box``: (x, y, w, h) of this frame's face, w <= 0 (the -1 row) where none."""
+        self.recent.append(np.asarray(box, np.int64).reshape(4))
+        self.frame += 1
+        start = self.frame - self.T + 1
+        if start < 0 or start % self.stride:
+            return None
+        faces = [b for b in self.recent if b[2] > 0]
+        if not faces or (self.missing_face == "skip" and len(faces) < self.T):
+            return None
+        return start, min_box(faces)
+
+
 def windows(boxes: np.ndarray, T: int, stride: int, missing_face: str,
             max_per_video: int = 0) -> list[tuple[int, tuple[int, int, int, int]]]:
     """Windows of one video: [(first frame, minimum face box of the window)].
 
     ``boxes``: (F, 4) with -1 rows where no face was found.
     """
-    if missing_face not in ("skip", "keep"):
-        raise ValueError(f"samples.missing_face must be skip or keep, got {missing_face!r}")
-    F = len(boxes)
-    has = boxes[:, 2] > 0
-    out = []
-    for start in range(0, F - T + 1, stride_for(T, stride)):
-        sel = has[start:start + T]
-        if missing_face == "skip" and not sel.all():
-            continue
-        if not sel.any():
-            continue
-        out.append((start, min_box(boxes[start:start + T][sel])))
+    ws = WindowStream(T, stride, missing_face)
+    out = [w for w in map(ws.push, boxes) if w is not None]
     if max_per_video > 0 and len(out) > max_per_video:
         pick = np.unique(np.round(np.linspace(0, len(out) - 1, max_per_video)).astype(int))
         out = [out[i] for i in pick]
     return out
+
+
+def window_sample(frames, box, scale: float, size: int, interp: str = "area") -> np.ndarray:
+    """uint8 (T, 3, size, size): the T ``frames`` of a window cropped to its minimum face
+    ``box`` scaled by ``scale`` (zero fill outside the frame), each resized."""
+    sbox = scale_box(box, scale)
+    return np.stack([crop(im, sbox, size, interp).transpose(2, 0, 1) for im in frames])
 
 
 def iter_samples(frames, wins: list, T: int, scale: float, size: int, interp: str = "area"):
@@ -103,7 +127,6 @@ def iter_samples(frames, wins: list, T: int, scale: float, size: int, interp: st
     ``windows()``, sorted by first frame) as ``frames`` (an iterable of BGR frames of one
     video, in order) streams past: the crop of ``stage_video``, holding T frames, not a
     video. Used to score one video (scripts/predictor.py)."""
-    from collections import deque
     recent: deque = deque(maxlen=max(1, T))
     i = 0
     for f, frame in enumerate(frames):
@@ -112,9 +135,7 @@ def iter_samples(frames, wins: list, T: int, scale: float, size: int, interp: st
         recent.append(frame)
         start, box = wins[i]
         if start + T - 1 == f:
-            sbox = scale_box(box, scale)
-            yield start, np.stack([crop(im, sbox, size, interp).transpose(2, 0, 1)
-                                   for im in recent])
+            yield start, window_sample(recent, box, scale, size, interp)
             i += 1
     if i < len(wins):
         raise RuntimeError(f"iter_samples: the video ended before window {i} "

@@ -1,13 +1,17 @@
 """End-to-end speed of ``python -m scripts.predict`` at the paper's size (``make bench``).
 
 Writes a 640x480 MJPG video of a face (skimage's astronaut, drifting a few pixels per
-frame) and, for the CNN (s = 2.6) and the peephole LSTM-CNN (T = 7, s = 1.8), a model
+frame) and, for the CNN (s = 2.6) and both LSTM-CNNs (T = 7, s = 1.8), a model
 folder in the layout of a finished experiment: the paper config, the deploy net at
 128x128 and random weights (speed does not depend on them). Then scores the video with
 ``scripts.predictor.score_video`` -- decode, Viola-Jones with the paper's detector
 settings, crops, the network -- and prints frames/s with the split, once with the
 full-frame detector of training (``--detect full``) and once tracking the face (predict's
-default, ``--detect track``).
+default, ``--detect track``). Then live scoring (``predict --source``, scripts/stream.py:
+a window scored as soon as its last frame arrives) of the same frames served as MJPEG over
+HTTP from 127.0.0.1 as fast as they are read, with Caffe and with ONNX Runtime on the
+model's ONNX export, each window alone (``--batch 1``) and batched (the default): the
+frame rate it keeps up with (frames / seconds spent on them).
 
     python -m scripts.bench_predict [--frames 300]
 """
@@ -24,7 +28,7 @@ import cv2
 import numpy as np
 import yaml
 
-MODELS = (("cnn", 1, 2.6), ("peephole", 7, 1.8))
+MODELS = (("cnn", 1, 2.6), ("peephole", 7, 1.8), ("lstm", 7, 1.8))
 
 
 def write_face_video(path: Path, frames: int = 300, size=(640, 480), fps: float = 30.0) -> Path:
@@ -59,9 +63,43 @@ def write_model(root: Path, model: str, T: int, scale: float) -> Path:
     paths = G.write_experiment_nets(cfg, model, T, lst, lst, d)
     caffe.Net(str(paths["deploy"]), caffe.TEST).save(str(d / "model.caffemodel"))
     (d / "config.yaml").write_text(yaml.safe_dump(cfg))
-    (d / "threshold.json").write_text(json.dumps({"threshold": 0.5, "rule": "benchmark"}))
+    (d / "threshold.json").write_text(json.dumps({"threshold": 0.5, "video_threshold": 0.5,
+                                                 "rule": "benchmark"}))
     (d / "DONE").write_text("")
     return d
+
+
+def whole_file(P, video: Path, models: list) -> None:
+    print(f"{'model':<16}{'detect':>8}{'batch':>6}{'frames/s':>10}{'detect s':>10}{'crops s':>9}"
+          f"{'net s':>8}{'faces':>7}")
+    for name, m in models:
+        for mode in ("full", "track"):
+            r = P.score_video(video, m, detect_mode=mode)
+            t = r.timing
+            print(f"{name:<16}{mode:>8}{t['batch']:>6}{t['total_fps']:>10.1f}{t['detect_s']:>10.2f}"
+                  f"{t['sample_s']:>9.2f}{t['net_s']:>8.2f}{r.faces:>7}", flush=True)
+
+
+def live(video: Path, models: list) -> None:
+    from scripts import mjpeg, onnx_export, stream
+    jpegs = mjpeg.jpeg_frames(video)
+    print(f"live, predict --source http://127.0.0.1:PORT/stream.mjpg ({len(jpegs)} JPEG frames "
+          f"sent as fast as read, detect track; --batch 1, then the default 64 // T)")
+    print(f"{'model':<16}{'backend':>8}{'batch':>6}{'keeps up':>10}{'detect ms':>11}{'net ms':>8}"
+          f"{'windows':>9}")
+    for name, m in models:
+        onnx_export.export(m.dir)
+        for batch in (1, None):
+            for backend in ("caffe", "onnx"):
+                with mjpeg.MJPEGServer(jpegs) as url:
+                    r = stream.score_stream(url, m, backend=backend, batch=batch)
+                t = r.timing
+                print(f"{name:<16}{backend:>8}{t['mean_batch']:>6.1f}{t['capacity_fps']:>10.1f}"
+                      f"{1000 * t['detect_s'] / t['frames']:>11.1f}{t['net_ms_per_window']:>8.1f}"
+                      f"{t['windows']:>9}", flush=True)
+    print("batch: mean windows per forward pass; keeps up: frames/s over the time spent on them "
+          "(detection, crops, network), waiting for the stream excluded; detect ms per frame, "
+          "net ms per window (latency is not shown: frames sent as fast as read wait in the queue)")
 
 
 def main(argv=None) -> int:
@@ -70,20 +108,17 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     os.environ.setdefault("GLOG_minloglevel", "2")
     from scripts import predictor as P
+    from scripts.bench import gemm_gflops
     with tempfile.TemporaryDirectory() as d:
         video = write_face_video(Path(d) / "face_640x480.avi", a.frames)
         print(f"predict, end to end: {a.frames} frames of 640x480 MJPG, paper detector settings, "
-              f"128x128 nets, {os.cpu_count()} cores")
-        print(f"{'model':<16}{'detect':>8}{'batch':>6}{'frames/s':>10}{'detect s':>10}{'crops s':>9}"
-              f"{'net s':>8}{'faces':>7}")
-        for model, T, scale in MODELS:
-            m = P.load_model(write_model(Path(d) / f"{model}", model, T, scale))
-            for mode in ("full", "track"):
-                r = P.score_video(video, m, detect_mode=mode)
-                t = r.timing
-                name = model if T == 1 else f"{model}_T{T}"
-                print(f"{name:<16}{mode:>8}{t['batch']:>6}{t['total_fps']:>10.1f}{t['detect_s']:>10.2f}"
-                      f"{t['sample_s']:>9.2f}{t['net_s']:>8.2f}{r.faces:>7}", flush=True)
+              f"128x128 nets, {os.cpu_count()} cores, numpy float32 GEMM 2048^3 "
+              f"{gemm_gflops():.0f} GFLOP/s, load average {os.getloadavg()[0]:.1f}")
+        models = [(model if T == 1 else f"{model}_T{T}",
+                   P.load_model(write_model(Path(d) / model, model, T, scale)))
+                  for model, T, scale in MODELS]
+        whole_file(P, video, models)
+        live(video, models)
     return 0
 
 

@@ -7,7 +7,9 @@ missing_face from ``samples``), box scaling, zero fill and resizing
 (``data_prep.samples.iter_samples``, the crop of ``stage_video``; ``samples.size``,
 ``samples.interp``). ``samples.max_per_video`` thins the training set only: every
 window of the video is scored. Windows go through the deploy net ``batch`` at a time
-(Caffe, or OpenCV's DNN module: ``scripts/opencv_dnn.py``). The video's score is the
+(Caffe, OpenCV's DNN module: ``scripts/opencv_dnn.py``, or ONNX Runtime on the folder's
+``model.onnx``: ``scripts/onnx_run.py``). A camera or stream, scored as its frames arrive
+with the same detection, windows and crops: ``scripts/stream.py``. The video's score is the
 mean p(genuine) of its windows; it is GENUINE when that mean >= the experiment's
 video-level validation threshold, else ATTACK (``eval.metrics``: score >= threshold is
 accepted). The threshold is of the same kind as the score: the EER threshold of the
@@ -28,6 +30,7 @@ import yaml
 from data_prep import detect, samples
 from configs import grammar
 from configs.errors import UserError
+from configs.files import atomic_path
 
 DECISION_RULE = ("GENUINE when the mean p(genuine) of the video's windows >= the video-level "
                  "threshold, else ATTACK")
@@ -156,7 +159,26 @@ class OpenCVScorer:
         return self._mod.genuine_prob(self.net, data)
 
 
-BACKENDS = {"caffe": CaffeScorer, "opencv": OpenCVScorer}
+class OnnxScorer:
+    """ONNX Runtime on ``model.onnx`` of the experiment folder (``make onnx``)."""
+
+    def __init__(self, model: Model):
+        path = model.dir / "model.onnx"
+        if not path.is_file():
+            raise PredictError(EXIT_BACKEND, f"{path} not found: export it first with "
+                                             f"make onnx MODEL={model.dir}")
+        try:
+            from scripts import onnx_run
+        except ImportError as e:
+            raise PredictError(EXIT_BACKEND, f"cannot import onnxruntime ({e}): run make setup") from e
+        self._mod = onnx_run
+        self.session = onnx_run.load_session(path)
+
+    def __call__(self, data: np.ndarray) -> np.ndarray:
+        return self._mod.genuine_prob(self.session, data)
+
+
+BACKENDS = {"caffe": CaffeScorer, "opencv": OpenCVScorer, "onnx": OnnxScorer}
 
 
 # ---------------------------------------------------------------- scoring
@@ -308,6 +330,35 @@ def format_result(r: Result) -> str:
     return "\n".join(lines)
 
 
+def open_writer(out, fps: float, width: int, height: int, shown=None):
+    """cv2.VideoWriter for ``out`` (.mp4: mp4v, else MJPG); PredictError naming ``shown``
+    (default ``out``; the final name where ``out`` is its temporary sibling) if it cannot open."""
+    import cv2
+    out = Path(out)
+    fourcc = cv2.VideoWriter_fourcc(*("mp4v" if out.suffix.lower() == ".mp4" else "MJPG"))
+    wr = cv2.VideoWriter(str(out), fourcc, fps, (width, height))
+    if not wr.isOpened():
+        raise PredictError(EXIT_USAGE, f"cannot write {shown or out}; use a .avi or .mp4 name "
+                                       f"in a writable folder")
+    return wr
+
+
+def draw_frame(frame: np.ndarray, box, mean: float | None, thr: float) -> np.ndarray:
+    """Draw the face ``box`` (x, y, w, h; w <= 0: none) and the running mean p(genuine)
+    of the windows scored so far (None: none yet) on ``frame``, in place; returns it."""
+    import cv2
+    if mean is not None:
+        colour = (0, 200, 0) if mean >= thr else (0, 0, 230)
+        text = f"p(genuine) {mean:.3f} {'GENUINE' if mean >= thr else 'ATTACK'} (thr {thr:.3f})"
+    else:
+        colour, text = (200, 200, 200), "scoring..."
+    if box[2] > 0:
+        cv2.rectangle(frame, (int(box[0]), int(box[1])), (int(box[0] + box[2]), int(box[1] + box[3])),
+                      colour, 2)
+    cv2.putText(frame, text, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
+    return frame
+
+
 def annotate(r: Result, out) -> Path:
     """Write the video with each frame's face box and the running mean score drawn on it."""
     import cv2
@@ -315,31 +366,17 @@ def annotate(r: Result, out) -> Path:
     det_boxes = r.frame_boxes  # the scoring pass's Viola-Jones boxes: no second detection
     cap = cv2.VideoCapture(r.video)
     fps = cap.get(cv2.CAP_PROP_FPS) or 15.0
+    cap.release()
     h, w = r.shape
-    fourcc = cv2.VideoWriter_fourcc(*("mp4v" if out.suffix.lower() == ".mp4" else "MJPG"))
-    wr = cv2.VideoWriter(str(out), fourcc, fps, (w, h))
-    if not wr.isOpened():
-        cap.release()
-        raise PredictError(EXIT_USAGE, f"cannot write {out}; use a .avi or .mp4 name in a "
-                                       f"writable folder")
     ends = np.asarray(r.starts) + r.model.T - 1
-    thr = r.model.threshold
-    try:
-        for f, frame in enumerate(samples.read_frames(r.video)):
-            done = r.scores[ends <= f]
-            b = det_boxes[f] if f < len(det_boxes) else (-1, -1, -1, -1)
-            if done.size:
-                s = float(done.mean())
-                colour = (0, 200, 0) if s >= thr else (0, 0, 230)
-                text = f"p(genuine) {s:.3f} {'GENUINE' if s >= thr else 'ATTACK'} (thr {thr:.3f})"
-            else:
-                colour, text = (200, 200, 200), "scoring..."
-            if b[2] > 0:
-                cv2.rectangle(frame, (int(b[0]), int(b[1])), (int(b[0] + b[2]), int(b[1] + b[3])),
-                              colour, 2)
-            cv2.putText(frame, text, (8, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, colour, 1, cv2.LINE_AA)
-            wr.write(frame)
-    finally:
-        wr.release()
-        cap.release()
+    with atomic_path(out, out.suffix) as tmp:      # the writer picks the codec by suffix
+        wr = open_writer(tmp, fps, w, h, out)
+        try:
+            for f, frame in enumerate(samples.read_frames(r.video)):
+                done = r.scores[ends <= f]
+                b = det_boxes[f] if f < len(det_boxes) else (-1, -1, -1, -1)
+                draw_frame(frame, b, float(done.mean()) if done.size else None, r.model.threshold)
+                wr.write(frame)
+        finally:
+            wr.release()
     return out

@@ -16,8 +16,8 @@
 #   --cuda-libs DIRS   folders (colon-separated) holding libcudart, libcublas, libcurand
 #   CUDA_HOME          tried too (lib64/, lib/); then the system's library path
 #
-# The checks: the bundle's libraries all resolve (inside the bundle, glibc from the
-# machine, CUDA from the places above); `caffe device_query`; for each net (CNN, LSTM-CNN
+# The checks: the bundle's libraries all resolve (inside the bundle, which carries glibc
+# too, and CUDA's from the places above); `caffe device_query`; for each net (CNN, LSTM-CNN
 # with Caffe's LSTM, peephole LSTM-CNN), from the same initial weights and the same
 # HDF5 batch: `caffe test` on the CPU and on the GPU (loss, accuracy), every blob and
 # gradient of a forward + backward pass (bin/blob_compare), the updates after N SGD steps
@@ -25,7 +25,7 @@
 # frames/s on each.
 #
 # Exit codes: 0 every check ran on the GPU and passed; 1 a check failed; 2 bad input or
-# a machine the bundle cannot run on (a library missing, glibc too old); 3 no usable GPU:
+# a machine the bundle cannot run on (a library missing); 3 no usable GPU:
 # the CPU parts ran and passed, the GPU parts were skipped.
 set -u
 B=$(cd "$(dirname "$0")" && pwd -P)
@@ -86,15 +86,20 @@ fps() {  # frames per second from $1 frames and $2 ms, or $2 iterations/s with $
 caffe() { "$B/bin/caffe" "$@"; }
 
 # ------------------------------------------------------------------ 1. the machine
-# glibc: the bundle carries everything else; its binaries need glibc >= GLIBC_MIN.
+# glibc: the bundle carries its own and starts its binaries with its own loader
+# (bin/caffe); BUNDLE_SYSTEM_LOADER=1 uses the machine's, which must be >= GLIBC_MIN.
 have=$(getconf GNU_LIBC_VERSION 2>/dev/null || ldd --version 2>/dev/null | head -1)
 have=$(echo "$have" | awk '{print $NF}')
-if [ -n "$have" ] && awk -v h="$have" -v n="$GLIBC_MIN" 'BEGIN { split(h, a, "."); split(n, b, ".");
-     exit !(a[1] < b[1] || (a[1] == b[1] && a[2] + 0 < b[2] + 0)) }'; then
-  line glibc FAIL "this machine has glibc $have, the bundle needs $GLIBC_MIN: build the bundle on a machine with an older glibc"
-  finish 2
+if [ "${BUNDLE_SYSTEM_LOADER:-0}" = 1 ]; then
+  if [ -n "$have" ] && awk -v h="$have" -v n="$GLIBC_MIN" 'BEGIN { split(h, a, "."); split(n, b, ".");
+       exit !(a[1] < b[1] || (a[1] == b[1] && a[2] + 0 < b[2] + 0)) }'; then
+    line glibc FAIL "BUNDLE_SYSTEM_LOADER=1: this machine has glibc $have, the bundle's binaries need $GLIBC_MIN; unset BUNDLE_SYSTEM_LOADER to use the bundle's glibc $GLIBC"
+    finish 2
+  fi
+  line glibc pass "the machine's glibc ${have:-unknown} (BUNDLE_SYSTEM_LOADER=1), the binaries need >= $GLIBC_MIN"
+else
+  line glibc pass "the bundle's glibc $GLIBC and loader (the machine has ${have:-unknown})"
 fi
-line glibc pass "machine ${have:-unknown}, bundle needs >= $GLIBC_MIN"
 
 # The CUDA runtime libraries: pip wheels (nvidia/*/lib), --cuda-libs, CUDA_HOME.
 for e in $PYENVS; do
@@ -106,18 +111,26 @@ done
 if [ -n "${CUDA_HOME:-}" ]; then
   for d in "$CUDA_HOME/lib64" "$CUDA_HOME/lib"; do [ -d "$d" ] && CUDA_DIRS="${CUDA_DIRS:+$CUDA_DIRS:}$d"; done
 fi
+# The driver's libcuda.so.1 (loaded by the CUDA runtime): where the machine's own ldconfig
+# knows it, so that the bundle's loader finds it on any distribution's layout.
+drv=$(ldconfig -p 2>/dev/null | awk '$1 == "libcuda.so.1" && /x86-64/ {print $NF; exit}')
+[ -z "$drv" ] || CUDA_DIRS="${CUDA_DIRS:+$CUDA_DIRS:}${drv%/*}"
 [ -z "$CUDA_DIRS" ] || export LD_LIBRARY_PATH="$CUDA_DIRS${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 
-# Every library of every binary: inside the bundle, glibc's from the machine, or CUDA's.
-LDD=$(command -v ldd || true)
-[ -n "$LDD" ] || for l in /lib64/ld-linux-x86-64.so.2 /lib/ld-linux-x86-64.so.2; do [ -x "$l" ] && LDD="$l --list" && break; done
-if [ -z "$LDD" ]; then
-  line libraries FAIL "neither ldd nor the dynamic loader found on this machine"
-  finish 2
+# Every library of every binary: inside the bundle, or CUDA's from the places above.
+if [ "${BUNDLE_SYSTEM_LOADER:-0}" = 1 ]; then
+  LDD=$(command -v ldd || true)
+  [ -n "$LDD" ] || { line libraries FAIL "BUNDLE_SYSTEM_LOADER=1 and no ldd on this machine"; finish 2; }
+  list() { "$LDD" "$1"; }
+else
+  # what ldd does, with the bundle's loader: it lists missing libraries as "not found"
+  list() { LD_TRACE_LOADED_OBJECTS=1 "$B/lib/ld-linux-x86-64.so.2" --library-path "${LD_LIBRARY_PATH:-}" "$1"; }
 fi
 missing="" outside="" cuda_missing="" cuda_found="" n=0
-for f in "$B"/bin/* "$B"/lib/*; do
-  $LDD "$f" > "$OUT/logs/ldd.txt" 2>&1 || { missing="$missing ${f##*/}(ldd failed)"; continue; }
+for f in "$B"/libexec/* "$B"/lib/*; do
+  # glibc's own files have no DT_RPATH: loaded by soname, they are the bundle's already
+  case "${f##*/}" in ld-linux*|libc.so*|libm.so*|libpthread.so*|libdl.so*|librt.so*|libresolv.so*|libutil.so*|libmvec.so*) continue ;; esac
+  list "$f" > "$OUT/logs/ldd.txt" 2>&1 || { missing="$missing ${f##*/}:unreadable"; continue; }
   n=$((n + 1))
   while read -r name arrow path rest; do
     [ "$arrow" = "=>" ] || continue
@@ -126,9 +139,7 @@ for f in "$B"/bin/* "$B"/lib/*; do
       if [ $cuda = 1 ]; then cuda_missing="$cuda_missing $name"; else missing="$missing $name"; fi
     elif [ $cuda = 1 ]; then cuda_found="$cuda_found $name=>$path"
     else
-      case "$path" in "$B"/lib/*|"$B"/bin/../lib/*) ;; *)
-        case " $NODE_LIBS " in *" $name "*) ;; *) outside="$outside $name=>$path" ;; esac ;;
-      esac
+      case "$path" in "$B"/lib/*|"$B"/libexec/../lib/*) ;; *) outside="$outside $name=>$path" ;; esac
     fi
   done < "$OUT/logs/ldd.txt"
 done
@@ -141,7 +152,7 @@ if [ -n "$cuda_missing" ]; then
   line libraries FAIL "CUDA libraries not found: $(dedup "$cuda_missing"). Pass --python-env DIR (an environment with the nvidia-cuda-runtime, nvidia-cublas and nvidia-curand wheels), --cuda-libs DIRS, or set CUDA_HOME"
   finish 2
 fi
-line libraries pass "$n files resolved: bundle lib/, glibc's ($NODE_LIBS) from the machine${cuda_found:+, CUDA: $(dedup "$cuda_found")}"
+line libraries pass "$n files, every library in the bundle's lib/${cuda_found:+, CUDA: $(dedup "$cuda_found")}"
 
 # ------------------------------------------------------------------ 2. the GPU
 GPU_OK=0

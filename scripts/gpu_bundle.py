@@ -5,13 +5,16 @@
     python -m scripts.gpu_bundle --prefix CAFFE_INSTALL     # a build already in the cache
 
 One tarball, unpacked anywhere and run from there (``sh NAME/check.sh``):
-  bin/caffe, bin/blob_compare   Caffe's tool and the check's comparison tool
+  bin/caffe, bin/blob_compare   wrappers that start libexec/'s binaries with the bundle's
+                                own dynamic loader (lib/ld-linux-x86-64.so.2)
+  libexec/                      Caffe's tool and the check's comparison tool
                                 (scripts/blob_compare.cpp, compiled here against libcaffe)
-  lib/                          libcaffe and every shared library it needs except glibc's
-                                and CUDA's (Boost, glog, gflags, protobuf, HDF5 and what it
-                                links, OpenBLAS, libpython, libstdc++, ...), each with the
-                                DT_RPATH $ORIGIN, so the bundle's copies win over anything
-                                on the machine's LD_LIBRARY_PATH
+  lib/                          libcaffe and every shared library it needs except CUDA's:
+                                Boost, glog, gflags, protobuf, HDF5 and what it links,
+                                OpenBLAS, libpython, libstdc++, and glibc itself with its
+                                loader, so the machine's glibc version does not matter; each
+                                non-glibc one with the DT_RPATH $ORIGIN, so the bundle's
+                                copies win over anything on the machine's LD_LIBRARY_PATH
   nets/paper/, nets/quick/      the three nets (CNN, LSTM-CNN with Caffe's LSTM layer,
                                 peephole LSTM-CNN) with Caffe's HDF5Data layer on small HDF5
                                 inputs written here, their solvers and settings; paper:
@@ -19,7 +22,7 @@ One tarball, unpacked anywhere and run from there (``sh NAME/check.sh``):
                                 quick: 32x32, batches 8 / 2, for a rehearsal on a small CPU
   check.sh                      the check (POSIX sh, no Python; scripts/bundle_check.sh)
   BUNDLE_INFO                   what was built, from what, and what the bundle needs from
-                                the machine (glibc version, the CUDA libraries' sonames)
+                                the machine (the CUDA libraries' sonames)
 
 The CUDA libraries (cudart, cuBLAS, cuRAND) are not in the bundle (cuBLAS 13 alone is
 over 500 MB); check.sh finds them on the machine: pip wheels of a Python environment
@@ -44,10 +47,11 @@ from configs.errors import UserError
 from configs.files import atomic_path, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
-# glibc's own libraries: every Linux machine has them, matched to its kernel; the bundle
-# states the newest symbol version it needs (GLIBC_MIN) and check.sh compares.
-GLIBC = ("linux-vdso.so", "ld-linux", "libc.so", "libm.so", "libpthread.so", "libdl.so",
-         "librt.so", "libresolv.so", "libutil.so", "libmvec.so")
+# glibc's libraries. They travel too: Debian 12's libstdc++ and libexpat need glibc 2.36,
+# newer than Ubuntu 22.04's (2.35) or RHEL 9's (2.34). The binaries are started with the
+# bundle's loader, and these files are copied unchanged (no patchelf, no strip).
+GLIBC = ("ld-linux", "libc.so", "libm.so", "libpthread.so", "libdl.so", "librt.so",
+         "libresolv.so", "libutil.so", "libmvec.so")
 # CUDA's libraries and the driver: found on the node, never bundled.
 CUDA = ("libcudart.so", "libcublas.so", "libcublasLt.so", "libcurand.so", "libcuda.so",
         "libnvidia-")
@@ -162,33 +166,51 @@ def is_cuda(name: str) -> bool:
 
 
 def collect_libs(elfs: list[Path], libdir: Path) -> dict:
-    """Copy every library the ELF files load into ``libdir`` under its soname, except
-    glibc's and CUDA's. Returns {"bundled": [...], "node": [...], "cuda": [...]}."""
-    seen = {"bundled": set(), "node": set(), "cuda": set()}
+    """Copy every library the ELF files load into ``libdir`` under its soname (the dynamic
+    loader as ld-linux-x86-64.so.2), except CUDA's. Returns {"bundled": [...], "glibc":
+    [...], "cuda": [...]}."""
+    seen = {"bundled": set(), "glibc": set(), "cuda": set()}
     for elf in elfs:
         for name, target in ldd(elf):
-            if is_glibc(name):
-                seen["node"].add(Path(name).name)
-            elif is_cuda(name):
+            base = Path(name).name
+            if base.startswith("linux-vdso"):
+                continue
+            if is_cuda(name):
                 seen["cuda"].add(name)
-            elif target is None:
+                continue
+            if target is None:
                 raise BundleError(f"ldd {elf}: {name} not found on this machine; the build is "
                                   f"broken (rerun make setup)")
-            elif name not in seen["bundled"]:
-                shutil.copy2(os.path.realpath(target), libdir / name)
-                os.chmod(libdir / name, 0o755)
-                seen["bundled"].add(name)
+            if base not in seen["bundled"]:
+                shutil.copy2(os.path.realpath(target), libdir / base)
+                os.chmod(libdir / base, 0o755)
+                seen["bundled"].add(base)
+                if is_glibc(base):
+                    seen["glibc"].add(base)
     return {k: sorted(v) for k, v in seen.items()}
 
 
-def patch_rpaths(bindir: Path, libdir: Path) -> None:
-    """DT_RPATH $ORIGIN/../lib on the binaries, $ORIGIN on the libraries (searched before
-    LD_LIBRARY_PATH: a node's own protobuf or Boost never shadows the bundle's)."""
+def patch_rpaths(exedir: Path, libdir: Path) -> None:
+    """DT_RPATH $ORIGIN/../lib on the binaries, $ORIGIN on the libraries but glibc's
+    (searched before LD_LIBRARY_PATH: a node's own protobuf or Boost never shadows the
+    bundle's)."""
     if not shutil.which("patchelf"):
         raise BundleError("patchelf not found: install the Debian package patchelf (make setup does)")
-    for d, rpath in ((bindir, "$ORIGIN/../lib"), (libdir, "$ORIGIN")):
+    for d, rpath in ((exedir, "$ORIGIN/../lib"), (libdir, "$ORIGIN")):
         for f in sorted(d.iterdir()):
-            subprocess.run(["patchelf", "--force-rpath", "--set-rpath", rpath, str(f)], check=True)
+            if not is_glibc(f.name):
+                subprocess.run(["patchelf", "--force-rpath", "--set-rpath", rpath, str(f)], check=True)
+
+
+WRAPPER = """#!/bin/sh
+# Written by scripts/gpu_bundle.py: libexec/{name} started with the bundle's own dynamic
+# loader and glibc. The library path is LD_LIBRARY_PATH's (the CUDA libraries); the
+# bundle's libraries come first through their DT_RPATH. BUNDLE_SYSTEM_LOADER=1 runs it
+# with the machine's loader and glibc instead (which must then be glibc >= {glibc}).
+B=$(cd "$(dirname "$0")/.." && pwd -P)
+[ "${{BUNDLE_SYSTEM_LOADER:-0}}" = 1 ] && exec "$B/libexec/{name}" "$@"
+exec "$B/lib/ld-linux-x86-64.so.2" --library-path "${{LD_LIBRARY_PATH:-}}" "$B/libexec/{name}" "$@"
+"""
 
 
 def glibc_min(files: list[Path]) -> str:
@@ -207,22 +229,30 @@ def needed(path: Path) -> list[str]:
 
 
 def install_binaries(prefix: Path, info: dict, stage: Path) -> dict:
-    """bin/, lib/ of the bundle; returns the library lists and GLIBC_MIN."""
-    bindir, libdir = stage / "bin", stage / "lib"
-    bindir.mkdir(parents=True)
-    libdir.mkdir()
-    shutil.copy2(prefix / "bin" / "caffe", bindir / "caffe")
-    compile_compare(prefix, info, bindir / "blob_compare")
-    libs = collect_libs([bindir / "caffe", bindir / "blob_compare"], libdir)
-    for f in [bindir / "caffe", bindir / "blob_compare", *libdir.glob("libcaffe.so*")]:
+    """bin/, libexec/, lib/ of the bundle; returns the library lists and GLIBC_MIN."""
+    bindir, exedir, libdir = stage / "bin", stage / "libexec", stage / "lib"
+    for d in (bindir, exedir, libdir):
+        d.mkdir(parents=True)
+    shutil.copy2(prefix / "bin" / "caffe", exedir / "caffe")
+    compile_compare(prefix, info, exedir / "blob_compare")
+    libs = collect_libs([exedir / "caffe", exedir / "blob_compare"], libdir)
+    for f in [exedir / "caffe", exedir / "blob_compare", *libdir.glob("libcaffe.so*")]:
         os.chmod(f, 0o755)
         subprocess.run(["strip", "--strip-unneeded", str(f)], check=True)
-    patch_rpaths(bindir, libdir)
-    files = sorted(bindir.iterdir()) + sorted(libdir.iterdir())
-    caffe_lib = next(libdir.glob("libcaffe.so*"))
-    libs["cuda_needed"] = [n for n in needed(caffe_lib) if is_cuda(n)]
+    patch_rpaths(exedir, libdir)
+    files = sorted(exedir.iterdir()) + [f for f in sorted(libdir.iterdir()) if not is_glibc(f.name)]
+    libs["cuda_needed"] = [n for n in needed(next(libdir.glob("libcaffe.so*"))) if is_cuda(n)]
     libs["glibc_min"] = glibc_min(files)
+    libs["glibc"] = glibc_version(libdir / "libc.so.6")
+    for name in ("caffe", "blob_compare"):
+        write_text_atomic(bindir / name, WRAPPER.format(name=name, glibc=libs["glibc_min"]), mode=0o755)
     return libs
+
+
+def glibc_version(libc: Path) -> str:
+    out = subprocess.run([str(libc)], capture_output=True, text=True).stdout
+    m = re.search(r"release version (\d+\.\d+)", out)
+    return m.group(1) if m else "unknown"
 
 
 # ---------------------------------------------------------------- nets and data
@@ -330,7 +360,7 @@ def write_info(stage: Path, name: str, info: dict, libs: dict) -> None:
         "BUNDLE_NAME": name, "VARIANT": info["variant"],
         "CUDA_RELEASE": info.get("release", ""), "CUDA_ARCH_BIN": info.get("arch", ""),
         "CUDA_ARCH_PTX": info.get("ptx", ""), "CUDA_LIBS": " ".join(libs["cuda_needed"]),
-        "GLIBC_MIN": libs["glibc_min"], "NODE_LIBS": " ".join(libs["node"]),
+        "GLIBC": libs["glibc"], "GLIBC_MIN": libs["glibc_min"],
         "BUNDLED_LIBS": " ".join(libs["bundled"]), "MODELS": " ".join(m for m, _ in MODELS),
         "TOL_FB": TOL_FB, "TOL_TRAIN": TOL_TRAIN,
         "BUILT": datetime.datetime.now().isoformat(timespec="seconds"), "BUILT_ON": os_name,

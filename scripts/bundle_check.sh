@@ -35,7 +35,7 @@ SET=paper
 PYENVS="${VIRTUAL_ENV:-} ${CONDA_PREFIX:-}"
 CUDA_DIRS=""
 
-usage() { sed -n '5,16p' "$B/check.sh" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '6,17p' "$0" | sed 's/^# \{0,1\}//'; }
 while [ $# -gt 0 ]; do
   case "$1" in
     --gpu) GPU="${2:?--gpu needs a number}"; shift 2 ;;
@@ -86,6 +86,19 @@ fps() {  # frames per second from $1 frames and $2 ms, or $2 iterations/s with $
 caffe() { "$B/bin/caffe" "$@"; }
 
 # ------------------------------------------------------------------ 1. the machine
+cores=$(nproc 2>/dev/null || getconf _NPROCESSORS_ONLN 2>/dev/null || echo "?")
+line machine pass "$(uname -n), $cores cores, $(uname -sr), $(date -u '+%Y-%m-%d %H:%M UTC'); bundle $BUNDLE_NAME (built $BUILT)"
+# The CPU: the host code's instruction set (x86-64-v3 for a bundle of make gpu-bundle).
+if [ -n "$CPU_FLAGS" ] && [ -r /proc/cpuinfo ]; then
+  have_flags=" $(grep -m1 '^flags' /proc/cpuinfo | sed 's/^[^:]*://') "
+  lack=""
+  for f in $CPU_FLAGS; do case "$have_flags" in *" $f "*) ;; *) lack="$lack $f" ;; esac; done
+  if [ -n "$lack" ]; then
+    line cpu FAIL "this CPU lacks$lack, which the bundle's code was compiled for ($CPU_FLAGS): build the bundle with CAFFE_CXXFLAGS= (no -march)"
+    finish 2
+  fi
+  line cpu pass "has the instruction sets the bundle was compiled for ($CPU_FLAGS)"
+fi
 # glibc: the bundle carries its own and starts its binaries with its own loader
 # (bin/caffe); BUNDLE_SYSTEM_LOADER=1 uses the machine's, which must be >= GLIBC_MIN.
 have=$(getconf GNU_LIBC_VERSION 2>/dev/null || ldd --version 2>/dev/null | head -1)

@@ -55,6 +55,16 @@ GLIBC = ("ld-linux", "libc.so", "libm.so", "libpthread.so", "libdl.so", "librt.s
 # CUDA's libraries and the driver: found on the node, never bundled.
 CUDA = ("libcudart.so", "libcublas.so", "libcublasLt.so", "libcurand.so", "libcuda.so",
         "libnvidia-")
+# The host code's instruction set: x86-64-v3 (AVX2, FMA, BMI2: every x86 server CPU since
+# 2013-2015, so every GPU node) instead of setup.sh's -march=native, which would tie the
+# bundle to the build machine's CPU. check.sh refuses a CPU that lacks these flags.
+PORTABLE_CXXFLAGS = "-march=x86-64-v3"
+V3_FLAGS = "avx avx2 bmi1 bmi2 f16c fma movbe xsave"
+# The SIMD extensions -march=native may use, from /proc/cpuinfo's names: a bundle of a
+# native build (the venv's, e.g. in the tests) records which of them its CPU had.
+SIMD_FLAGS = ("sse4a", "ssse3", "sse4_1", "sse4_2", "avx", "avx2", "fma", "f16c", "bmi1", "bmi2",
+              "movbe", "adx", "sha_ni", "vaes", "vpclmulqdq", "avx512f", "avx512bw", "avx512vl",
+              "avx512dq", "avx512cd", "avx512_vnni", "avx512_bf16", "amx_tile")
 MODELS = (("cnn", 1), ("lstm", 7), ("peephole", 7))
 # The two net sets: input size, batch (CNN, LSTM-CNNs), SGD steps compared CPU vs GPU,
 # `caffe time` iterations (CPU, GPU), `caffe train` speed runs (display interval, CPU, GPU).
@@ -77,6 +87,7 @@ def build_prefix(cuda: str | None, arch: str, ptx: str) -> Path:
     """The Caffe install folder from scripts/setup.sh (built the first time, cached):
     ``cuda`` None the CPU variant, else CAFFE_CUDA=cuda with those architectures."""
     env = dict(os.environ, SETUP_BUILD_ONLY="1")
+    env.setdefault("CAFFE_CXXFLAGS", PORTABLE_CXXFLAGS)
     if cuda is None:
         env.update(CAFFE_GPU="0")
     else:
@@ -100,7 +111,8 @@ def build_info(prefix: Path) -> dict:
         raise BundleError(f"{prefix} is not a Caffe install of scripts/setup.sh (no bin/caffe "
                           f"or BUILD_FLAGS); run `make setup` or pass --cuda / --cpu")
     flags = f.read_text().strip()
-    info = {"flags": flags, "variant": "cpu" if "-DCPU_ONLY=ON" in flags else "cuda"}
+    info = {"flags": flags, "variant": "cpu" if "-DCPU_ONLY=ON" in flags else "cuda",
+            "cpu_flags": cpu_flags_needed(flags)}
     if info["variant"] == "cuda":
         def flag(name):
             m = re.search(rf"-D{name}=(.*?)(?= -D|$)", flags)
@@ -111,6 +123,20 @@ def build_info(prefix: Path) -> dict:
         m = re.search(r"release ([0-9.]+), V([0-9.]+)", out)
         info["release"] = m.group(2) if m else "unknown"
     return info
+
+
+def cpu_flags_needed(build_flags: str) -> str:
+    """The /proc/cpuinfo flags a CPU needs to run this build's host code."""
+    m = re.search(r"-march=(\S+)", build_flags)
+    if not m:
+        return ""
+    if m.group(1) == "x86-64-v3":
+        return V3_FLAGS
+    if m.group(1) == "native":
+        have = set(re.search(r"^flags\s*:(.*)$", Path("/proc/cpuinfo").read_text(), re.M).group(1).split())
+        return " ".join(f for f in SIMD_FLAGS if f in have)
+    raise BundleError(f"the build was made with -march={m.group(1)}; bundle a build made with "
+                      f"CAFFE_CXXFLAGS={PORTABLE_CXXFLAGS} or without -march")
 
 
 def bundle_name(info: dict) -> str:
@@ -360,7 +386,7 @@ def write_info(stage: Path, name: str, info: dict, libs: dict) -> None:
         "BUNDLE_NAME": name, "VARIANT": info["variant"],
         "CUDA_RELEASE": info.get("release", ""), "CUDA_ARCH_BIN": info.get("arch", ""),
         "CUDA_ARCH_PTX": info.get("ptx", ""), "CUDA_LIBS": " ".join(libs["cuda_needed"]),
-        "GLIBC": libs["glibc"], "GLIBC_MIN": libs["glibc_min"],
+        "GLIBC": libs["glibc"], "GLIBC_MIN": libs["glibc_min"], "CPU_FLAGS": info["cpu_flags"],
         "BUNDLED_LIBS": " ".join(libs["bundled"]), "MODELS": " ".join(m for m, _ in MODELS),
         "TOL_FB": TOL_FB, "TOL_TRAIN": TOL_TRAIN,
         "BUILT": datetime.datetime.now().isoformat(timespec="seconds"), "BUILT_ON": os_name,

@@ -148,7 +148,7 @@ def parse_report(text: str) -> dict[str, str]:
     return out
 
 
-def check_rehearsal(root: Path, bundle: str, binds: dict, extra: str = "") -> str:
+def check_rehearsal(root: Path, bundle: str, binds: dict, extra: str = "", libpath: str = "") -> str:
     """The check's CPU half in the root: exit 3, every report line pass or no-GPU, the CPU
     figures there; every binary's libraries inside the bundle (glibc included), CUDA's
     apart. Returns the report."""
@@ -156,7 +156,8 @@ def check_rehearsal(root: Path, bundle: str, binds: dict, extra: str = "") -> st
     (root / "out").mkdir()
     r = in_root(root, f"sh {bundle}/check.sh --quick --out /out/check {extra}; echo rc=$?; "
                       f"for f in {bundle}/libexec/* {bundle}/lib/lib*; do echo \"== $f\"; "
-                      f"LD_TRACE_LOADED_OBJECTS=1 {bundle}/lib/ld-linux-x86-64.so.2 \"$f\"; done > /out/ldd.txt",
+                      f"LD_TRACE_LOADED_OBJECTS=1 {bundle}/lib/ld-linux-x86-64.so.2 --library-path \"{libpath}\" \"$f\"; "
+                      f"done > /out/ldd.txt",
                 binds)
     report = (root / "out" / "check" / "report.txt").read_text() if (root / "out" / "check" / "report.txt").exists() else ""
     assert "rc=3" in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
@@ -178,7 +179,8 @@ def check_rehearsal(root: Path, bundle: str, binds: dict, extra: str = "") -> st
             assert "not found" not in l, f"{name}: {l}"
             m = re.match(r"\s*(\S+) => (\S+)", l)
             if m and not m.group(2).startswith(bundle):
-                assert m.group(1).startswith(("libcudart", "libcublas", "libcurand")), \
+                assert m.group(1).startswith(("libcudart", "libcublas", "libcurand")) and libpath \
+                    and m.group(2).startswith(libpath), \
                     f"{name} loads {m.group(1)} from {m.group(2)}, outside the bundle"
     return report
 
@@ -234,6 +236,7 @@ def test_cuda_bundle_runs_its_check_in_a_clean_root(clean_root, tmp_path):
         pytest.skip("a GPU is present: the no-GPU exit cannot happen (run check.sh itself)")
     bundle = unpack(make_bundle(tmp_path, ["--prefix", str(prefix)]), clean_root)
     report = check_rehearsal(clean_root, bundle, {"/opt/pyenv/lib/python3.12/site-packages": site},
-                             "--python-env /opt/pyenv")
+                             "--python-env /opt/pyenv",
+                             "/opt/pyenv/lib/python3.12/site-packages/nvidia/cu13/lib")
     assert "no usable CUDA GPU" in report
     assert re.search(r"^libraries +pass .*CUDA: .*libcublas\.so\.13=>/opt/pyenv/", report, re.M), report

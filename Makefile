@@ -34,7 +34,7 @@ endif
 
 .PHONY: help setup test test-fast demo demo-data prep nets tables reproduce-table1 scale-sweep sweep-slurm \
         bench clean-run gpu-check paper-check _table1 _sweep _demo _prep_for predict onnx caffe-reference \
-        paper-check-ablations test-portable
+        paper-check-ablations test-portable gpu-bundle cpu-bundle
 
 # `make help`: every `target: ... ## text` and `VAR ?= value## text` line of this file.
 help: ## this list
@@ -250,6 +250,19 @@ bench: setup caffe-reference ## speed: patched vs unpatched Caffe training, pred
 gpu-check: setup ## on a GPU machine: CUDA Caffe against the CPU (runs/gpu-check/report.json)
 	@$(MAKE) --no-print-directory prep CONFIG=configs/demo.yaml DATASET=$(SYNTH) RUN=runs/synth-demo GPU=
 	$(PY) -m scripts.gpu_check --gpu $(or $(GPU),0) --demo-config configs/demo.yaml --demo-run runs/synth-demo
+
+# A relocatable Caffe for a GPU node without network or compilers (scripts/gpu_bundle.py):
+# one tarball in dist/ with the caffe tool, libcaffe and every non-CUDA library it needs,
+# the three paper-size nets on HDF5Data and check.sh (CPU vs GPU, frames/s; exit codes as
+# gpu-check). CUDA=13 builds Caffe once (cached) with NVIDIA's CUDA 13.0 wheels from PyPI,
+# CUDA=11 with Debian's 11.8. On the GPU node: tar -xzf ... && sh <bundle>/check.sh
+CUDA ?= 13## gpu-bundle: the CUDA toolkit, 13 (NVIDIA's 13.0 wheels from PyPI) or 11 (Debian's 11.8)
+BUNDLE_ARCH ?= 90## gpu-bundle: GPU architectures compiled for (default 90: H100/H200)
+BUNDLE_PTX ?= 90## gpu-bundle: architectures whose PTX is embedded too (newer GPUs compile it at load)
+gpu-bundle: setup ## a relocatable CUDA Caffe and its check for an offline GPU node (dist/*.tar.gz)
+	$(PY) -m scripts.gpu_bundle --cuda $(call q,$(CUDA)) --arch $(call q,$(BUNDLE_ARCH)) --ptx $(call q,$(BUNDLE_PTX))
+cpu-bundle: setup ## the same for the CPU build of Caffe (dist/caffe-lstm-cnn-fasd-cpu.tar.gz)
+	$(PY) -m scripts.gpu_bundle --cpu
 
 clean-run: ## delete RUN (its prepared data, experiments and tables)
 	rm -rf $(call q,$(RUN))

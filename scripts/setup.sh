@@ -16,6 +16,10 @@
 #
 # Environment knobs (all optional):
 #   CAFFE_GPU=1         build with CUDA (CPU_ONLY=OFF, USE_CUDNN=OFF); see "CUDA toolkit"
+#   CAFFE_CUDA=13       with CAFFE_GPU=1: CUDA 13.0 from NVIDIA's PyPI wheels (nvcc, runtime,
+#                       cuBLAS, cuRAND; pinned below) instead of Debian's 11.8; "11" or
+#                       unset: the 11.8 route. NVCC= / CUDA_HOME= still take precedence.
+#   SETUP_CUDA_TOOLKIT_ONLY=1  fetch (or find) the CUDA toolkit, print its folder, stop
 #   CUDA_ARCH_BIN="…"   GPU architectures to compile for (default "35 60 70 75 80 86 90",
 #                       the K40 to the H100/H200; "auto" asks nvidia-smi); e.g. "90"
 #   CUDA_ARCH_PTX="90"  architectures whose PTX is embedded too (newer GPUs JIT it)
@@ -89,6 +93,14 @@ remove_dead_builds() {
 #      for sm_35 (the paper's K40) up to sm_90 (H100/H200) and accepts g++ <= 11.
 # An nvcc >= 13 on PATH is passed over (case 3 applies): CUDA 13 dropped sm_35..sm_70 and
 # its headers need C++17, which this 2018 Caffe was never built with. NVCC= still forces it.
+#   CAFFE_CUDA=13 replaces cases 2 and 3: NVIDIA's CUDA 13.0 wheels from PyPI, pinned
+#      below, installed with `pip install --target` into the cache folder (the wheels put
+#      one CUDA_HOME-like tree at nvidia/cu13: bin/nvcc, include/, lib/, nvvm/); setup
+#      adds the unversioned .so links and targets/x86_64-linux/ that CMake's FindCUDA and
+#      nvcc.profile look for. CUDA 13 compiles for sm_75 (T4) and newer only; the source
+#      changes it needs are scripts/caffe-patches/cuda/*.patch (applied for CUDA >= 12).
+#      13.0 because a binary built with it runs on every CUDA 13 driver (>= 580) and its
+#      PTX can be compiled by them; a newer nvcc's PTX needs a newer driver.
 CUDA_DEB_SUITE="bookworm"
 CUDA_DEB_ID="11.8.89-deb12u1"   # the cache folder name of the unpacked toolkit
 CUDA_DEB_PACKAGES=(            # pinned; nvidia-cuda-dev has the headers and .so links
@@ -96,26 +108,35 @@ CUDA_DEB_PACKAGES=(            # pinned; nvidia-cuda-dev has the headers and .so
   libcudart11.0=11.8.89~11.8.0-5~deb12u1 libcublas11=11.11.3.6~11.8.0-5~deb12u1
   libcublaslt11=11.11.3.6~11.8.0-5~deb12u1 libcurand10=11.1.1+~10.3.0.86~11.8.0-5~deb12u1
   libthrust-dev=1.17.2-2 libcub-dev=1.17.2-2 libcu++-dev=1.8.1-2)
+CUDA_PYPI_ID="13.0.88"          # the cache folder name of the CUDA 13 wheels (nvcc's version)
+CUDA_PYPI_PACKAGES=(            # CUDA 13.0 update 2, pinned; --no-deps, so this is all of it
+  nvidia-cuda-nvcc==13.0.88 nvidia-nvvm==13.0.88 nvidia-cuda-crt==13.0.88
+  nvidia-cuda-runtime==13.0.96 nvidia-cuda-cccl==13.0.85
+  nvidia-cublas==13.1.0.3 nvidia-curand==10.4.0.35)
+CAFFE_CUDA="${CAFFE_CUDA:-11}"
+case "$CAFFE_CUDA" in 11|13) ;; *) die "CAFFE_CUDA=$CAFFE_CUDA: expected 11 (Debian's CUDA 11.8) or 13 (NVIDIA's CUDA 13.0 wheels from PyPI); for another toolkit set NVCC= or CUDA_HOME=" ;; esac
 CUDA_ROUTE=""
-if [ "$CAFFE_GPU" = 1 ]; then
+if [ "$CAFFE_GPU" = 1 ] || [ "${SETUP_CUDA_TOOLKIT_ONLY:-0}" = 1 ]; then
   if [ -n "${NVCC:-}" ]; then CUDA_ROUTE="NVCC"
   elif [ -n "${CUDA_HOME:-}" ]; then NVCC="$CUDA_HOME/bin/nvcc"; CUDA_ROUTE="CUDA_HOME"
+  elif [ "$CAFFE_CUDA" = 13 ]; then CUDA_ROUTE="pypi"
   elif p=$(command -v nvcc) && v=$("$p" --version 2>/dev/null | grep -oE 'release [0-9]+' | grep -oE '[0-9]+') \
        && [ "$v" -ge 11 ] && [ "$v" -le 12 ]; then NVCC="$p"; CUDA_ROUTE="PATH"
   else
     CUDA_ROUTE="debian"
     command -v nvcc >/dev/null && say "passing over $(command -v nvcc) (CUDA ${v:-?}: only CUDA 11/12 are used from PATH; set NVCC= to force it)"
   fi
-  if [ "$CUDA_ROUTE" != debian ]; then
+  if [ "$CUDA_ROUTE" != debian ] && [ "$CUDA_ROUTE" != pypi ]; then
     [ -x "$NVCC" ] || die "CAFFE_GPU=1: the CUDA compiler nvcc was not found at '$NVCC' (from $CUDA_ROUTE). Install the CUDA toolkit and set NVCC=/path/to/nvcc, or unset NVCC and CUDA_HOME to let setup fetch Debian's CUDA 11.8 toolkit."
   fi
 fi
 
 # ---------------------------------------------------------------- 1. apt packages
+# patchelf: scripts/gpu_bundle.py sets the bundle's library paths with it.
 APT_PACKAGES=(build-essential cmake libboost-system-dev libboost-thread-dev
   libboost-filesystem-dev libboost-python-dev libprotobuf-dev protobuf-compiler
   libgoogle-glog-dev libgflags-dev libhdf5-dev libopenblas-dev graphviz
-  dpkg-dev xz-utils libopenblas0-openmp)
+  dpkg-dev xz-utils libopenblas0-openmp patchelf)
 [ "$CUDA_ROUTE" != debian ] || APT_PACKAGES+=(g++-11)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
@@ -188,9 +209,50 @@ EOF
   echo "$tk"
 }
 
+install_pypi_cuda() {  # prints the toolkit folder (CUDA_HOME layout) of the pinned CUDA 13 wheels
+  local top="$CACHE_ROOT/cuda-pypi-$CUDA_PYPI_ID" tk f
+  tk="$top/site/nvidia/cu13"
+  if [ ! -x "$tk/bin/nvcc" ] || [ ! -e "$top/READY" ]; then
+    local tmp="$CACHE_ROOT/tmp-caffe-toolkit-$$"
+    mkdir -p "$CACHE_ROOT" && remove_dead_builds >&2
+    rm -rf "$tmp" && mkdir -p "$tmp"
+    say "fetching NVIDIA's CUDA $CUDA_PYPI_ID wheels from PyPI (~0.8 GB): ${CUDA_PYPI_PACKAGES[*]}" >&2
+    "$PYTHON" -m pip install -q --disable-pip-version-check --no-deps --target "$tmp/site" \
+        "${CUDA_PYPI_PACKAGES[@]}" >&2 \
+      || { rm -rf "$tmp"; die "pip install of the pinned CUDA 13 wheels failed (see above). They come from PyPI: check that pip reaches it, or install a CUDA toolkit and set CUDA_HOME. Pinned: ${CUDA_PYPI_PACKAGES[*]}"; }
+    local t="$tmp/site/nvidia/cu13"
+    [ -x "$t/bin/nvcc" ] || { rm -rf "$tmp"; die "the CUDA wheels have no nvidia/cu13/bin/nvcc: their layout changed; set CUDA_HOME to a CUDA 13 toolkit instead"; }
+    # What a toolkit installer adds and wheels cannot carry: links without the soname's
+    # version (the linker and FindCUDA look for libcublas.so), lib64, and the target folder
+    # that nvcc.profile names (targets/x86_64-linux/{include,lib}).
+    for f in "$t"/lib/lib*.so.*; do
+      [ -e "${f%%.so.*}.so" ] || ln -s "${f##*/}" "${f%%.so.*}.so"
+    done
+    ln -sfn lib "$t/lib64"
+    mkdir -p "$t/targets/x86_64-linux"
+    ln -sfn ../../include "$t/targets/x86_64-linux/include"
+    ln -sfn ../../lib "$t/targets/x86_64-linux/lib"
+    rm -rf "$top" && mv "$tmp" "$top"
+    mkdir -p "$top/smoke"
+    printf '__global__ void k(float* x) { x[threadIdx.x] *= 2; }\n' > "$top/smoke/k.cu"
+    "$tk/bin/nvcc" -gencode arch=compute_90,code=sm_90 -c "$top/smoke/k.cu" -o "$top/smoke/k.o" >&2 \
+      || { rm -rf "$top"; die "the CUDA 13 wheels cannot compile a kernel (see above); removed $top"; }
+    touch "$top/READY"
+  fi
+  echo "$tk"
+}
+
 # ---------------------------------------------------------------- 2. build flags
 [ -x "$(command -v "$PYTHON")" ] || die "Python interpreter '$PYTHON' not found; set PYTHON=/path/to/python3.11"
 PY_VER=$("$PYTHON" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+if [ "${SETUP_CUDA_TOOLKIT_ONLY:-0}" = 1 ]; then
+  case "$CUDA_ROUTE" in
+    debian) install_debian_cuda ;;
+    pypi) install_pypi_cuda ;;
+    *) cd "$(dirname "$(readlink -f "$NVCC")")/.." && pwd ;;
+  esac
+  exit 0
+fi
 FLAGS=(-DCMAKE_BUILD_TYPE=Release -DUSE_OPENCV=OFF -DUSE_LMDB=OFF -DUSE_LEVELDB=OFF
   -DBLAS=Open -Dpython_version=3 -DBUILD_python=ON -DBUILD_python_layer=ON
   -DBUILD_docs=OFF -DBUILD_matlab=OFF)
@@ -214,6 +276,9 @@ if [ "$CAFFE_GPU" = 1 ]; then
     CUDA_ROOT=$(install_debian_cuda)
     NVCC="$CUDA_ROOT/bin/nvcc"
     CUDA_HOST_CXX="${CUDA_HOST_CXX:-g++-11}"   # CUDA 11.8 refuses g++ 12 (Debian 12's default)
+  elif [ "$CUDA_ROUTE" = pypi ]; then
+    CUDA_ROOT=$(install_pypi_cuda)
+    NVCC="$CUDA_ROOT/bin/nvcc"
   else
     CUDA_ROOT=$(cd "$(dirname "$(readlink -f "$NVCC")")/.." && pwd)
   fi
@@ -278,8 +343,15 @@ fi
 NUMPY_PIN=$(grep -E '^numpy==' requirements.txt | cut -d' ' -f1)
 # The CUDA variant's hash also covers the nvcc release and the CUDA-only patches (left out
 # of the CPU hash, so that editing them never rebuilds the CPU variant).
+# CUDA 12 and newer also get scripts/caffe-patches/cuda/*.patch (in the hash only then, so
+# the 11.8 build keeps its name).
 CUDA_HASH_EXTRA=()
-[ "$VARIANT" != cuda ] || CUDA_HASH_EXTRA=("$NVCC_VERSION" "$(sed -n '/^patch_caffe_cuda()/,/^}/p' "$0")")
+CUDA_MAJOR=""
+if [ "$VARIANT" = cuda ]; then
+  CUDA_MAJOR=$(echo "$NVCC_VERSION" | sed -n 's/^release \([0-9]*\)\..*/\1/p')
+  CUDA_HASH_EXTRA=("$NVCC_VERSION" "$(sed -n '/^patch_caffe_cuda()/,/^}/p' "$0")")
+  [ "${CUDA_MAJOR:-0}" -lt 12 ] || CUDA_HASH_EXTRA+=("$(cat "$HERE"/scripts/caffe-patches/cuda/*.patch)")
+fi
 # The patched CPU variant's hash also covers the speed patches (left out when they are
 # off, so the unpatched build keeps the name it always had).
 CPU_PATCH_HASH_EXTRA=()
@@ -414,6 +486,11 @@ if [ ! -x "$PREFIX/bin/caffe" ]; then
   fetch_caffe_source "$WORK/src"
   patch_caffe_source "$WORK/src"
   [ "$VARIANT" != cuda ] || patch_caffe_cuda "$WORK/src"
+  if [ "$VARIANT" = cuda ] && [ "${CUDA_MAJOR:-0}" -ge 12 ]; then
+    for p in "$HERE"/scripts/caffe-patches/cuda/*.patch; do  # each one says why
+      patch -d "$WORK/src" -p1 -s -N < "$p" || die "applying $p to Caffe's source failed"
+    done
+  fi
   [ "$VARIANT" != cpu ] || [ "$CAFFE_CPU_PATCHES" != 1 ] || patch_caffe_cpu_speed "$WORK/src"
   PYINC=$("$PYTHON" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
   # numpy's headers: from the pinned numpy, installed into a throwaway folder.

@@ -6,8 +6,9 @@ Three models, all from Caffe's built-in layers only:
               max-pool 2/2; FC 1000, ReLU, dropout 0.5; FC 2; softmax (Figure 3).
 ``lstm``      LSTM-CNN with Caffe's own ``LSTM`` layer (30 cells, no peepholes) between
               FC 1000 and the classifier.
-``peephole``  LSTM-CNN with the paper's LSTM, Eq. 2-7, unrolled over T steps from
-              InnerProduct, Scale, Eltwise, Sigmoid, TanH, Slice, Concat, Reshape; every
+``peephole``  LSTM-CNN with the paper's LSTM, Eq. 2-7, unrolled over T steps, each
+              step Caffe's ``LSTMUnit`` after InnerProduct (W_h h_{t-1}), three Scale
+              (the peepholes on c_{t-1}), Concat and Eltwise (the pre-activations); every
               parameter is shared across time steps by name (Figure 4).
 
 Blob layout (stated once here; data_prep/hdf5_layout.py states the HDF5 side)::
@@ -19,7 +20,8 @@ Blob layout (stated once here; data_prep/hdf5_layout.py states the HDF5 side)::
     x_tm     (T, N, 1000)     time-major, as Caffe's recurrent layers want (no Permute
                               layer in BVLC Caffe: Reshape + Slice + Concat + Reshape)
     cont     (T, N)           0 at t = 0, 1 after: made in the net (Reduction + Power)
-    lstm     (T, N, 30)       h_1 .. h_T (lstm model; peephole: blobs h_1 .. h_T, (N, 30))
+    lstm     (T, N, 30)       h_1 .. h_T (lstm model; peephole: blobs h_1 .. h_T, (N, 30),
+                              and c_1 .. c_T, (1, N, 30), LSTMUnit's layout)
     stack    (N, T*30)        [h_1 | h_2 | ... | h_T] per sample (§3.2: "we stack all the
                               outputs each time steps")
     fc2      (N, 2)           one classifier for the stacked vector, then softmax
@@ -177,31 +179,33 @@ def _peephole_filler(cfg_net: dict) -> dict:
     raise ValueError(f"net.peephole_init: {peep!r}; expected uniform or zero")
 
 
-def peephole_step(n, t, xw_t, h_prev, c_prev, cfg_net):
-    """One step of Eq. 2-7; t counts from 1. Returns (h_t, c_t), each (N, H)."""
+def peephole_step(n, t, xw_t, h_prev, c_prev, cont_t, zeros, cfg_net):
+    """One step of Eq. 2-7 on Caffe's ``LSTMUnit``; t counts from 1.
+
+    Blobs in the unit's layout (1, N, *): xw_t = W_x* x_t + b_* (1, N, 4H), h_prev and
+    c_prev (1, N, H), cont_t (1, N), zeros (1, N, H). Every peephole term reads c_{t-1}
+    (Eq. 2-4; Eq. 4 as printed), so all four pre-activations are summed before the unit:
+    pre = xw_t + W_h* h_{t-1} + [w_ci c | w_cf c | w_co c | 0]. ``LSTMUnit``
+    (caffe/src/caffe/layers/lstm_unit_layer.cpp) then applies sigmoid to i, f, o and
+    tanh to g (Eq. 2-5), c_t = cont_t f c_{t-1} + i g (Eq. 6) and h_t = o tanh(c_t)
+    (Eq. 7). Returns (h_t, c_t) (1, N, H); blob h_<t> is h_t as (N, H).
+    """
     H = cfg_net["lstm_cells"]
-    n[f"hw_{t}"] = L.InnerProduct(h_prev, num_output=4 * H, bias_term=False,
+    n[f"hw_{t}"] = L.InnerProduct(h_prev, num_output=4 * H, bias_term=False, axis=2,
                                   weight_filler=_filler(cfg_net, "lstm"),
                                   param=[shared("W_hc")])                     # W_h* h_{t-1}
-    n[f"pre_{t}"] = L.Eltwise(xw_t, n[f"hw_{t}"], operation=P.Eltwise.SUM)
-    gates = L.Slice(n[f"pre_{t}"], slice_param=dict(axis=1), ntop=4)          # i, f, o, g
-    act = {}
-    for k, gate in enumerate(GATES):
-        n[f"{gate}_pre_{t}"] = gates[k]
     for gate in PEEPHOLE_GATES:                                               # Eq. 2-4
-        n[f"{gate}_peep_{t}"] = L.Scale(c_prev, axis=1, num_axes=1, bias_term=False,
+        n[f"{gate}_peep_{t}"] = L.Scale(c_prev, axis=2, num_axes=1, bias_term=False,
                                         filler=_peephole_filler(cfg_net),
                                         param=[shared(f"w_c{gate}")])         # W_c* c_{t-1}
-        n[f"{gate}_sum_{t}"] = L.Eltwise(n[f"{gate}_pre_{t}"], n[f"{gate}_peep_{t}"],
-                                         operation=P.Eltwise.SUM)
-        n[f"{gate}_{t}"] = act[gate] = L.Sigmoid(n[f"{gate}_sum_{t}"])
-    n[f"g_{t}"] = act["g"] = L.TanH(n[f"g_pre_{t}"])                          # Eq. 5
-    n[f"f_cprev_{t}"] = L.Eltwise(act["f"], c_prev, operation=P.Eltwise.PROD)      # Eq. 6
-    n[f"i_g_{t}"] = L.Eltwise(act["i"], act["g"], operation=P.Eltwise.PROD)
-    n[f"c_{t}"] = L.Eltwise(n[f"f_cprev_{t}"], n[f"i_g_{t}"], operation=P.Eltwise.SUM)
-    n[f"tanh_c_{t}"] = L.TanH(n[f"c_{t}"])                                    # Eq. 7
-    n[f"h_{t}"] = L.Eltwise(act["o"], n[f"tanh_c_{t}"], operation=P.Eltwise.PROD)
-    return n[f"h_{t}"], n[f"c_{t}"]
+    n[f"peep_{t}"] = L.Concat(*(n[f"{gate}_peep_{t}"] for gate in PEEPHOLE_GATES), zeros,
+                              concat_param=dict(axis=2))                      # g: none (Eq. 5)
+    n[f"pre_{t}"] = L.Eltwise(xw_t, n[f"hw_{t}"], n[f"peep_{t}"], operation=P.Eltwise.SUM)
+    n[f"c_{t}"], n[f"h_unit_{t}"] = L.LSTMUnit(c_prev, n[f"pre_{t}"], cont_t, ntop=2,
+                                                    propagate_down=[True, True, False],
+                                                    name=f"unit_{t}")
+    n[f"h_{t}"] = L.Reshape(n[f"h_unit_{t}"], reshape_param=dict(shape=dict(dim=[-1, H])))
+    return n[f"h_unit_{t}"], n[f"c_{t}"]
 
 
 def peephole_lstm(n, x_tm, T, cfg_net):
@@ -211,26 +215,28 @@ def peephole_lstm(n, x_tm, T, cfg_net):
     InnerProduct over all steps (as in Caffe's LSTM), W_hc (4H x H), and the diagonal
     peepholes w_ci, w_cf, w_co (H each, a Scale layer per gate and step). Gate order
     i, f, o, g as in Caffe's LSTM, so the two variants take the same W_xc, b_c, W_hc.
-    h_0 = c_0 = 0 at every sequence start, made from x_tm's shape.
+    h_0 = c_0 = 0 at every sequence start, made from x_tm's shape; cont (T, N) is 0 at
+    t = 1, as Caffe's LSTM layer gets it. Each step (``peephole_step``) is 8 layers:
+    Caffe's own ``LSTMUnit`` and 7 around it (``LSTMLayer`` unrolls its steps around it too).
     """
     H = cfg_net["lstm_cells"]
     zeros_1n, ones_rest = sequence_start(n, x_tm)
-    n.silence_rest = L.Silence(ones_rest, ntop=0)
-    n.zeros_n1 = L.Reshape(zeros_1n, reshape_param=dict(shape=dict(dim=[-1, 1])))
-    n.state_0 = L.Tile(n.zeros_n1, axis=1, tiles=H)                           # (N, H) zeros
+    n.cont = L.Concat(zeros_1n, ones_rest, concat_param=dict(axis=0))         # (T, N)
+    conts = L.Slice(n.cont, slice_param=dict(axis=0), ntop=T)                 # T x (1, N)
+    n.zeros_1n1 = L.Reshape(zeros_1n, reshape_param=dict(shape=dict(dim=[1, -1, 1])))
+    n.state_0 = L.Tile(n.zeros_1n1, axis=2, tiles=H)                          # (1, N, H) zeros
     n.xw = L.InnerProduct(x_tm, num_output=4 * H, axis=2,
                           weight_filler=_filler(cfg_net, "lstm"),
                           bias_filler=dict(type="constant", value=cfg_net["lstm_bias"]),
                           param=[shared("W_xc"), shared("b_c")])              # (T, N, 4H)
-    steps = L.Slice(n.xw, slice_param=dict(axis=0), ntop=T)
+    steps = L.Slice(n.xw, slice_param=dict(axis=0), ntop=T)                   # T x (1, N, 4H)
     h, c = n.state_0, n.state_0
-    hs = []
     for t in range(1, T + 1):
-        n[f"xw_step{t}"] = steps[t - 1]                                          # (1, N, 4H)
-        n[f"xw_{t}"] = L.Reshape(steps[t - 1], reshape_param=dict(shape=dict(dim=[-1, 4 * H])))
-        h, c = peephole_step(n, t, n[f"xw_{t}"], h, c, cfg_net)
-        hs.append(h)
-    n.stack = L.Concat(*hs, concat_param=dict(axis=1))                        # (N, T*H)
+        n[f"xw_{t}"], n[f"cont_{t}"] = steps[t - 1], conts[t - 1]
+        h, c = peephole_step(n, t, n[f"xw_{t}"], h, c, n[f"cont_{t}"], n.state_0, cfg_net)
+    n.silence_c = L.Silence(c, ntop=0)                                        # c_T: no later step
+    n.stack = L.Concat(*(n[f"h_{t}"] for t in range(1, T + 1)),
+                       concat_param=dict(axis=1))                             # (N, T*H)
     return n.stack
 
 
@@ -395,7 +401,8 @@ def net_header(model: str, T: int, what: str, source: str) -> str:
         "lstm": "Paper §3.2 (Figure 4) and §4.2 with Caffe's built-in LSTM layer "
                 "(gates i, f, o, g; no peepholes)",
         "peephole": "Paper §3.1 Eq. 2-7 (peephole LSTM), §3.2 (Figure 4) and §4.2, "
-                    "unrolled over T steps from built-in layers, parameters shared by name",
+                    "unrolled over T steps around Caffe's built-in LSTMUnit, parameters "
+                    "shared by name",
     }[model]
     t = "" if model == "cnn" else f"; T = {T} frames per sample."
     lines = [f"{what} of '{model_name(model, T)}'.", eqs + t,

@@ -12,7 +12,7 @@ What OpenCV's Caffe importer (``cv2.dnn.readNetFromCaffe``, OpenCV 4.14) runs:
 
 * ``cnn`` deploy nets: every layer (Input, Power, Reshape, Convolution, Pooling, ReLU,
   InnerProduct, Dropout, Softmax) is built in; nothing extra is registered.
-* ``lstm`` and ``peephole`` LSTM-CNN deploy nets: three layer types are missing or read
+* ``lstm`` and ``peephole`` LSTM-CNN deploy nets: four layer types are missing or read
   differently, so :func:`register_layers` adds small NumPy versions as OpenCV custom
   layers (``cv2.dnn_registerLayer``), with Caffe's semantics:
 
@@ -20,6 +20,8 @@ What OpenCV's Caffe importer (``cv2.dnn.readNetFromCaffe``, OpenCV 4.14) runs:
     OpenCV has no Caffe ``Reduction`` layer.
   - ``Tile`` (peephole): OpenCV's ``Tile`` expects ONNX's ``repeats`` and rejects
     Caffe's ``tile_param { axis tiles }``.
+  - ``LSTMUnit`` (peephole: one step of Eq. 2-7 after the peephole sums): OpenCV has
+    no Caffe ``LSTMUnit`` layer.
   - ``LSTM`` (lstm): OpenCV's own LSTM layer reads the Caffe blobs in another order
     (it takes blob 0 as W_h and fails its shape check on Caffe's W_x, b, W_h), and has
     no ``cont`` input. The replacement is Caffe's LSTM (gates i, f, o, g; h and c reset
@@ -27,7 +29,10 @@ What OpenCV's Caffe importer (``cv2.dnn.readNetFromCaffe``, OpenCV 4.14) runs:
     later in this process (ONNX LSTMs included).
 
   Every other layer of the unrolled peephole net (Slice, Concat, Eltwise, Scale,
-  Sigmoid, TanH, Silence, InnerProduct with shared weights) is OpenCV's own.
+  Reshape, Silence, InnerProduct with shared weights) is OpenCV's own.
+
+A custom layer returns its arrays as ``cv2.Mat``: a plain 3-D NumPy array whose last
+axis is small would reach OpenCV as a multi-channel image of the wrong shape.
 """
 from __future__ import annotations
 
@@ -35,7 +40,7 @@ import cv2
 import numpy as np
 
 _REGISTERED: set[str] = set()
-NEEDS_CUSTOM = ("Reduction", "Tile", "LSTM")
+NEEDS_CUSTOM = ("Reduction", "Tile", "LSTMUnit", "LSTM")
 
 
 def _sigmoid(v: np.ndarray) -> np.ndarray:
@@ -88,7 +93,32 @@ class Tile:
         x = inputs[0]
         reps = [1] * x.ndim
         reps[self.axis % x.ndim] = self.tiles
-        return [np.tile(x, reps)]
+        return [cv2.Mat(np.tile(x, reps))]
+
+
+class LSTMUnit:
+    """Caffe ``LSTMUnit`` (lstm_unit_layer.cpp), one LSTM step. Bottoms c_{t-1} (1, N, H),
+    the gate pre-activations X (1, N, 4H) in the order i, f, o, g, and cont (1, N); tops
+    c_t = cont f c_{t-1} + i g and h_t = o tanh(c_t), each (1, N, H), where
+    i, f, o = sigmoid(X_i, X_f, X_o) and g = tanh(X_g). No weights."""
+
+    def __init__(self, params, blobs):
+        if len(blobs):
+            raise ValueError(f"LSTMUnit: expected no weight blobs, got {len(blobs)}")
+
+    def getMemoryShapes(self, inputs):
+        return [list(inputs[0]), list(inputs[0])]
+
+    def forward(self, inputs):
+        c_prev, x, cont = inputs
+        shape, H = c_prev.shape, c_prev.shape[-1]
+        c_prev = c_prev.reshape(-1, H)
+        x = x.reshape(-1, 4 * H)
+        cont = cont.reshape(-1, 1)
+        i, f, o = _sigmoid(x[:, :H]), _sigmoid(x[:, H:2 * H]), _sigmoid(x[:, 2 * H:3 * H])
+        c = cont * f * c_prev + i * np.tanh(x[:, 3 * H:])
+        h = o * np.tanh(c)
+        return [cv2.Mat(np.ascontiguousarray(v.reshape(shape), np.float32)) for v in (c, h)]
 
 
 class LSTM:
@@ -137,7 +167,7 @@ def _layer_types(prototxt: str) -> set[str]:
 
 def register_layers(types=NEEDS_CUSTOM) -> None:
     """Register the NumPy layers of ``types`` with OpenCV (once per process)."""
-    classes = {"Reduction": Reduction, "Tile": Tile, "LSTM": LSTM}
+    classes = {"Reduction": Reduction, "Tile": Tile, "LSTMUnit": LSTMUnit, "LSTM": LSTM}
     for t in types:
         if t in _REGISTERED:
             continue

@@ -389,6 +389,91 @@ def test_peephole_gradient_finite_differences(tmp_path):
 
 
 # ---------------------------------------------------------------------------
+# The peephole net on Caffe's LSTMUnit against the primitive-layer net it replaced
+# ---------------------------------------------------------------------------
+
+def rel_err(a, b) -> float:
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    return float(np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-30))
+
+
+def with_loss(proto, N):
+    """The deploy net plus an Input ``label`` (N,) and SoftmaxWithLoss on fc2, so that
+    backward runs as in training; force_backward adds the input's gradient."""
+    proto = copy.deepcopy(proto)
+    label = proto.layer.add(name="label", type="Input", top=["label"])
+    label.input_param.shape.add().dim.append(N)
+    proto.layer.add(name="loss", type="SoftmaxWithLoss", bottom=["fc2", "label"], top=["loss"])
+    proto.force_backward = True
+    return proto
+
+
+@pytest.mark.parametrize("T", [3, 7])
+def test_lstmunit_net_equals_primitive_layer_net(tmp_path, monkeypatch, T):
+    """Weights saved from the primitive-layer peephole net (tests/peephole_primitive.py,
+    19 layers per step) load by layer name into the generator's LSTMUnit net, and the
+    two give the same forward blobs, input gradient and parameter gradients (relative
+    1e-5 per blob)."""
+    from peephole_primitive import peephole_lstm as primitive_lstm
+    cfg = small_cfg()
+    N = 4
+    new_proto = with_loss(G.deploy_net(cfg, "peephole", T, batch=N), N)
+    monkeypatch.setattr(G, "peephole_lstm", primitive_lstm)
+    old_proto = with_loss(G.deploy_net(cfg, "peephole", T, batch=N), N)
+    monkeypatch.undo()
+    assert "LSTMUnit" in {l.type for l in new_proto.layer}
+    assert "LSTMUnit" not in {l.type for l in old_proto.layer}
+    old = load(old_proto, tmp_path, "old")
+    rng = np.random.default_rng(10 + T)
+    randomize(old, rng)
+    old.save(str(tmp_path / "old.caffemodel"))
+    (tmp_path / "new.prototxt").write_text(text_format.MessageToString(new_proto))
+    new = caffe.Net(str(tmp_path / "new.prototxt"), str(tmp_path / "old.caffemodel"), caffe.TEST)
+    assert list(new.params) == list(old.params)          # same layer names, same order
+    for name in old.params:
+        for a, b in zip(old.params[name], new.params[name]):
+            assert a.data.shape == b.data.shape and np.array_equal(a.data, b.data), name
+    x = random_input(old, rng)
+    label = (np.arange(N) % 2).astype(np.float32)
+    for net in (old, new):
+        net.blobs["data"].data[...] = x
+        net.blobs["label"].data[...] = label
+        net.forward()
+    blobs = ["loss", "prob", "fc2", "stack"] + [f"{v}_{t}" for v in "hc" for t in range(1, T + 1)]
+    for b in blobs:
+        assert rel_err(new.blobs[b].data.reshape(old.blobs[b].data.shape), old.blobs[b].data) < 1e-5, b
+    assert np.ptp(old.blobs["prob"].data[:, 1]) > 1e-3    # the samples differ
+    old.backward()
+    new.backward()
+    errs = {"data": rel_err(new.blobs["data"].diff, old.blobs["data"].diff)}
+    for (name, k), blob in unique_params(old).items():
+        assert np.linalg.norm(blob.diff) > 0, name
+        errs[f"{name}[{k}]"] = rel_err(new.params[name][k].diff, blob.diff)
+    print(f"\nT={T}: largest relative gradient difference {max(errs.values()):.1e}")
+    assert max(errs.values()) < 1e-5, errs
+    assert {"xw[0]", "xw[1]", "hw_1[0]", "i_peep_1[0]", "f_peep_1[0]", "o_peep_1[0]"} <= set(errs)
+
+
+def test_lstmunit_net_draws_the_primitive_nets_initial_weights(tmp_path, monkeypatch):
+    """Under one seed both constructions draw the same initial weights, bit for bit (the
+    fillers run in the same order: xw, then per step hw_t, i/f/o_peep_t; fc2 last), so a
+    training run starts where the primitive-layer net's started."""
+    from peephole_primitive import peephole_lstm as primitive_lstm
+    cfg = small_cfg()
+    nets = []
+    for build in (G.peephole_lstm, primitive_lstm):
+        monkeypatch.setattr(G, "peephole_lstm", build)
+        caffe.set_random_seed(cfg["seed"])
+        nets.append(load(G.deploy_net(cfg, "peephole", 5, batch=2), tmp_path, "init", caffe.TRAIN))
+    new, old = nets
+    assert list(new.params) == list(old.params)
+    for name in old.params:
+        for a, b in zip(new.params[name], old.params[name]):
+            assert np.array_equal(a.data, b.data), name
+    assert np.abs(new.params["i_peep_1"][0].data).min() > 0       # drawn, not constant
+
+
+# ---------------------------------------------------------------------------
 # Deploy nets: any batch size
 # ---------------------------------------------------------------------------
 

@@ -201,6 +201,7 @@ def peephole_step(n, t, xw_t, h_prev, c_prev, cont_t, zeros, cfg_net):
     n[f"peep_{t}"] = L.Concat(*(n[f"{gate}_peep_{t}"] for gate in PEEPHOLE_GATES), zeros,
                               concat_param=dict(axis=2))                      # g: none (Eq. 5)
     n[f"pre_{t}"] = L.Eltwise(xw_t, n[f"hw_{t}"], n[f"peep_{t}"], operation=P.Eltwise.SUM)
+    # cont_t takes no gradient (LSTMUnit refuses one; Caffe would ask, as x_tm needs one)
     n[f"c_{t}"], n[f"h_unit_{t}"] = L.LSTMUnit(c_prev, n[f"pre_{t}"], cont_t, ntop=2,
                                                     propagate_down=[True, True, False],
                                                     name=f"unit_{t}")

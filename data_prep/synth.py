@@ -43,6 +43,13 @@ Cues marked (s) are static (visible in one frame); their strength is
 ``s = 1 - difficulty`` (``synth.difficulty`` in configs/default.yaml). The temporal cues
 do not depend on the difficulty.
 
+Known-answer sets (``synth.cues`` / ``--cues``, used by ``make validate``): the genuine
+videos are the natural set's, and every attack is a live video with exactly one cue,
+so the right answer holds by construction: ``temporal`` (a live frame held still, fresh
+sensor noise: no single frame differs in distribution, only their order does),
+``background`` (a screen bezel around the face, outside the face box) and ``static``
+(a print's gamut in every frame, the control).
+
 Determinism: every random draw comes from ``numpy.random.default_rng`` seeded with
 (seed, split, subject[, stem]) -- never from process order -- and MJPG encoding of
 identical frames is byte-identical, so the same seed and package versions give the
@@ -94,7 +101,13 @@ def synth_params(cfg: dict, preset: str) -> dict:
     if preset not in s["presets"]:
         raise SystemExit(f"unknown preset {preset!r}; choose from {sorted(s['presets'])}")
     p = s["presets"][preset]
+    if s["cues"] not in CUES:
+        raise SystemExit(f"synth.cues: {s['cues']!r} is not one of {list(CUES)}")
+    # synth.cues only enters the parameters (and the manifest) when it is not the natural
+    # set's, so that a set made before the key existed is still recognised as up to date
+    cues = {} if s["cues"] == "natural" else {"cues": s["cues"]}
     return {
+        **cues,
         "preset": preset,
         "seed": int(cfg["seed"]),
         "difficulty": float(s["difficulty"]),
@@ -518,8 +531,11 @@ def _render_frames(params: dict, split: str, subject: int, stem: str):
     """Yield the uint8 BGR frames of one video."""
     v = _video_setup(params, split, subject, stem)
     kind = v.info.attack
+    cues = params.get("cues", "natural")
     if kind == "genuine":
         yield from _genuine_frames(v)
+    elif cues != "natural":
+        yield from KNOWN_ANSWER_ATTACKS[cues](v)
     elif kind in ("warped", "cut"):
         yield from _print_frames(v, kind)
     else:
@@ -531,6 +547,68 @@ def _genuine_frames(v: SimpleNamespace):
     for i in range(v.n):
         t = i / v.fps
         yield v.cam(_live_frame(v.room, v.canvas, face, t, v.subj["skin"]) * np.float32(1 + v.expo(t)))
+
+
+# --------------------------------------------------------------------------- known answers
+# Sets where the answer holds by construction (synth.cues, `make validate`). Genuine
+# videos are those of the natural set; every attack stem shows the same subject, room
+# and camera as a live video does, with one kind of cue added.
+
+def _frozen_frames(v: SimpleNamespace):
+    """cues = temporal: one frame of a live video (a random moment t0) held still, fresh
+    sensor noise in every frame. Each frame on its own is a frame of a live video, so
+    nothing in a single frame tells the classes apart; only time does."""
+    face = LiveFace(v.rng, v.dur, v.rate)
+    t0 = float(v.rng.uniform(0.0, v.dur))
+    still = _live_frame(v.room, v.canvas, face, t0, v.subj["skin"]) * np.float32(1 + v.expo(t0))
+    for _ in range(v.n):
+        yield v.cam(still)
+
+
+# The bezel of cues = background, in face sides (face_px of _place) from the face centre:
+# outside the face box (about one face side wide, so a scale-1.0 crop reaches 0.5-0.6),
+# inside a scale-1.8 crop (0.9) and well inside a scale-2.6 one (1.3).
+BEZEL_HALF = (0.85, 1.0)      # half width, half height
+BEZEL_WIDTH = 0.1             # line width
+
+
+def _bezel_frames(v: SimpleNamespace, bezel: bool = True):
+    """cues = background: a live video with a dark screen bezel around the face that moves
+    with it. The face box and everything inside it are drawn as for a genuine video; the
+    cue lies only where a crop wider than the face box reaches (paper §4.1's scales).
+    ``bezel=False`` draws the same video without it (to locate it, in the tests)."""
+    face = LiveFace(v.rng, v.dur, v.rate)
+    for i in range(v.n):
+        t = i / v.fps
+        img = _live_frame(v.room, v.canvas, face, t, v.subj["skin"])
+        if not bezel:
+            yield v.cam(img * np.float32(1 + v.expo(t)))
+            continue
+        fp = 0.42 * min(v.w, v.h) * (1 + face.scale(t))
+        cx, cy = v.w * (0.5 + face.tx(t)), v.h * (0.47 + face.ty(t))
+        rx, ry = BEZEL_HALF[0] * fp, BEZEL_HALF[1] * fp
+        cv2.rectangle(img, (int(cx - rx), int(cy - ry)), (int(cx + rx), int(cy + ry)),
+                      (0.08, 0.08, 0.09), max(2, int(round(BEZEL_WIDTH * fp))))
+        yield v.cam(img * np.float32(1 + v.expo(t)))
+
+
+def _gamut_frames(v: SimpleNamespace):
+    """cues = static (the control): a live video seen through a print's gamut in every
+    frame: lifted blacks, dimmed whites, 40 % less saturation, a warm paper tint. A
+    single frame carries the cue, so single-frame and sequence models can both learn it."""
+    face = LiveFace(v.rng, v.dur, v.rate)
+    tint = np.array([0.94, 1.0, 1.04], np.float32)             # BGR: warm paper
+    for i in range(v.n):
+        t = i / v.fps
+        img = _live_frame(v.room, v.canvas, face, t, v.subj["skin"]) * np.float32(1 + v.expo(t))
+        luma = img.mean(2, keepdims=True)
+        img = (0.12 + 0.78 * (img + 0.4 * (luma - img))) * tint
+        yield v.cam(np.clip(img, 0, 1))
+
+
+KNOWN_ANSWER_ATTACKS = {"temporal": _frozen_frames, "background": _bezel_frames,
+                        "static": _gamut_frames}
+CUES = ("natural",) + tuple(KNOWN_ANSWER_ATTACKS)
 
 
 def _print_setup(v: SimpleNamespace, kind: str) -> SimpleNamespace:
@@ -774,6 +852,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--preset", default=None, help="full or mini (default: synth.preset)")
     ap.add_argument("--seed", type=int, default=None, help="master seed (default: seed)")
     ap.add_argument("--difficulty", type=float, default=None, help="0..1 (default: synth.difficulty)")
+    ap.add_argument("--cues", default=None, choices=CUES,
+                    help="what separates the classes (default: synth.cues; see configs/default.yaml)")
     ap.add_argument("--config", default=None, help="YAML config (default: configs/default.yaml)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override")
     ap.add_argument("--workers", type=int, default=None, help="processes (default: synth.workers)")
@@ -785,6 +865,8 @@ def main(argv: list[str] | None = None) -> int:
         cfg["seed"] = a.seed
     if a.difficulty is not None:
         cfg["synth"]["difficulty"] = a.difficulty
+    if a.cues is not None:
+        cfg["synth"]["cues"] = a.cues
     preset = a.preset or cfg["synth"]["preset"]
     params = synth_params(cfg, preset)
     workers = a.workers or cfg["synth"]["workers"] or os.cpu_count() or 1

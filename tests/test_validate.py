@@ -1,0 +1,132 @@
+"""Known-answer validation (eval/validate.py, the known-answer sets of data_prep/synth.py).
+
+The verdict machinery on hand-made tables (fast), the construction of the sets (a frozen
+attack is one frame held still; the bezel lies outside the face box), and a small run of
+the temporal-only set through the real pipeline, where the verdicts themselves must hold:
+the CNN at chance, the LSTM-CNN far below it (slow)."""
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from configs import load_config
+from eval import validate as V
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tables(run: Path, rows: dict) -> None:
+    (run / "tables").mkdir(parents=True)
+    with open(run / "tables" / "all_results.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["experiment", "protocol", "eer_test", "eer_lo", "eer_hi", "hter_test",
+                    "hter_lo", "hter_hi"])
+        for name, eer in rows.items():
+            w.writerow([name, "overall", eer, eer - 3, eer + 3, eer + 1, eer - 2, eer + 4])
+            w.writerow([name, "low", 1.0, "", "", 1.0, "", ""])   # other protocols are ignored
+
+
+def test_verdict_rules():
+    assert V.holds("chance", 50.0) and V.holds("chance", V.CHANCE_MIN)
+    assert not V.holds("chance", V.CHANCE_MIN - 0.01)
+    assert V.holds("learns", 3.0) and V.holds("learns", V.LEARNS_MAX)
+    assert not V.holds("learns", V.LEARNS_MAX + 0.01)
+    with pytest.raises(ValueError):
+        V.holds("maybe", 10.0)
+    assert V.experiments_of("temporal") == ["cnn_T1_s1.0", "lstm_T5_s1.0", "peephole_T5_s1.0"]
+
+
+def test_each_validate_config_trains_exactly_its_expected_experiments():
+    for cues in V.CUES:
+        cfg = load_config(str(ROOT / "configs" / f"validate-{cues}.yaml"))
+        assert cfg["synth"]["cues"] == cues
+        assert cfg["experiments"]["table1"] == V.experiments_of(cues)
+
+
+def test_verdicts_pass_and_fail_from_the_tables(tmp_path):
+    good = {"temporal": {"cnn_T1_s1.0": 49.0, "lstm_T5_s1.0": 7.0, "peephole_T5_s1.0": 8.0},
+            "background": {"cnn_T1_s1.0": 47.0, "cnn_T1_s2.6": 4.0},
+            "static": {"cnn_T1_s1.0": 2.0, "peephole_T5_s1.0": 3.0}}
+    runs = {}
+    for cues, rows in good.items():
+        runs[cues] = tmp_path / cues
+        _tables(runs[cues], rows)
+    out = V.verdicts(runs)
+    assert [r["result"] for r in out] == ["PASS"] * 7
+    assert out[1]["eer_lo"] == 4.0 and out[1]["hter_hi"] == 11.0   # 7 - 3, 7 + 4
+    text = "\n".join(V.lines(out))
+    assert "7 of 7 verdicts hold" in text and "[4.00, 10.00]" in text
+    written = V.write(out, tmp_path / "out")
+    assert all(p.is_file() for p in written)
+    # a temporal path that learnt nothing: the LSTM-CNN at chance fails its verdict
+    bad = tmp_path / "bad"
+    _tables(bad, {**good["temporal"], "lstm_T5_s1.0": 48.0})
+    rc = V.main(["--runs", str(bad), str(runs["background"]), str(runs["static"]),
+                 "--out", str(tmp_path / "o2")])
+    assert rc == 1
+    assert "FAIL" in (tmp_path / "o2" / "validate.md").read_text()
+
+
+def test_a_run_without_tables_is_named(tmp_path, capsys):
+    rc = V.main(["--runs", str(tmp_path / "a"), str(tmp_path / "b"), str(tmp_path / "c"),
+                 "--out", str(tmp_path / "o")])
+    assert rc == 2 and "all_results.csv not found" in capsys.readouterr().err
+
+
+def _params(cues: str) -> dict:
+    from data_prep import synth
+    return synth.synth_params(load_config(None, [f"synth.cues={cues}"]), "mini")
+
+
+@pytest.mark.slow   # renders synthetic videos
+def test_a_temporal_attack_is_one_live_frame_held_still():
+    """Every frame of a temporal-set attack is the same image up to sensor noise; a genuine
+    video moves. (Sensor noise: sigma 2.5 levels at the normal quality.)"""
+    from data_prep import synth
+    p = _params("temporal")
+    att = np.stack(list(synth._render_frames(p, "train", 1, "3"))).astype(np.float32)
+    gen = np.stack(list(synth._render_frames(p, "train", 1, "1"))).astype(np.float32)
+    still = np.abs(att[1:] - att[:-1]).mean(axis=(1, 2, 3))
+    moving = np.abs(gen[1:] - gen[:-1]).mean(axis=(1, 2, 3))
+    noise_only = np.sqrt(2) * 2.5 * np.sqrt(2 / np.pi)   # E|n1 - n2| of two noise draws
+    assert np.all(still < 1.2 * noise_only), still
+    assert moving.mean() > 1.3 * still.mean(), (moving.mean(), still.mean())
+    # and the natural set's attacks are not frozen
+    nat = np.stack(list(synth._render_frames(_params("natural"), "train", 1, "3"))).astype(np.float32)
+    assert np.abs(nat[1:] - nat[:-1]).mean() > 1.3 * still.mean()
+
+
+@pytest.mark.slow   # renders synthetic videos and runs Viola-Jones
+def test_the_bezel_lies_outside_the_face_box():
+    """In a background-set attack, the scale-1.0 crop of the detected face box holds no
+    bezel pixel and a scale-2.6 crop does. The bezel is located exactly: the same video
+    drawn without it (same random draws, noise included) differs only there."""
+    import cv2
+    from data_prep import synth
+    from data_prep.detect import cascade
+    p = _params("background")
+    casc = cascade("haarcascade_frontalface_default.xml")
+    inside = {1.0: 0, 2.6: 0}
+    n = 0
+    for stem in ("3", "6", "HR_4"):
+        with_b = list(synth._bezel_frames(synth._video_setup(p, "train", 2, stem)))
+        without = list(synth._bezel_frames(synth._video_setup(p, "train", 2, stem), bezel=False))
+        for a, b in list(zip(with_b, without))[::3]:
+            mask = np.abs(a.astype(int) - b.astype(int)).max(axis=2) > 0
+            assert mask.any()
+            det = casc.detectMultiScale(cv2.cvtColor(b, cv2.COLOR_BGR2GRAY), 1.1, 5, minSize=(40, 40))
+            assert len(det), stem
+            x, y, w, h = max(det, key=lambda d: d[2] * d[3])
+            for s in inside:
+                cx, cy, half = x + w / 2, y + h / 2, s * max(w, h) / 2
+                y0, x0 = max(0, int(cy - half)), max(0, int(cx - half))
+                inside[s] += int(mask[y0:int(cy + half), x0:int(cx + half)].any())
+            n += 1
+    assert inside[1.0] == 0 and inside[2.6] == n, (inside, n)
+

@@ -73,11 +73,12 @@ FORCE:
 caffe-reference: ## build (once, cached) the unpatched CPU Caffe that the speed patches are checked against
 	@CAFFE_CPU_PATCHES=0 CAFFE_GPU=0 SETUP_BUILD_ONLY=1 bash scripts/setup.sh | tail -1
 
+TESTS ?= tests## test, test-fast: the test files or folders to run (default: all of tests/)
 test: setup caffe-reference ## the whole test suite (about 8 minutes on 2 cores)
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q $(TESTS)
 # The tests not marked slow: no training, no live daemons, no data set generation.
 test-fast: setup ## the tests that train nothing (under a minute)
-	$(PY) -m pytest -q -m "not slow" tests
+	$(PY) -m pytest -q -m "not slow" $(TESTS)
 # The suite as other CPUs run it (docs/tests.md): OpenBLAS's kernels for this CPU and its
 # AVX2 (Haswell) kernels, each at 1 and at 2 BLAS threads; four runs of make test's suite.
 PORTABLE_CORES ?= default Haswell## test-portable: OpenBLAS kernel families to run under (default = this CPU's)

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import sys
 import warnings
@@ -55,6 +56,7 @@ from typing import Optional
 import numpy as np
 
 from configs import grammar, load_config
+from configs.files import write_text_atomic
 from data_prep.casia import ATTACK_TYPES, GENUINE
 from eval import figures, metrics, paper_results
 from eval.bootstrap import BootstrapResult, subject_bootstrap
@@ -262,6 +264,13 @@ def _tex_escape(s: str) -> str:
     return s
 
 
+def _csv_text(rows: list) -> str:
+    """``rows`` as csv.writer writes them to a file (CRLF line ends), as one string."""
+    buf = io.StringIO(newline="")
+    csv.writer(buf).writerows(rows)
+    return buf.getvalue()
+
+
 def write_table(out: Path, stem: str, caption: list, header: list, rows: list,
                 csv_header: list, csv_rows: list) -> list:
     """Write ``stem``.md / .csv / .tex; ``caption`` is a list of lines (first = title)."""
@@ -269,18 +278,15 @@ def write_table(out: Path, stem: str, caption: list, header: list, rows: list,
     md.append("| " + " | ".join(header) + " |")
     md.append("|" + "|".join("---" for _ in header) + "|")
     md += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
-    (out / f"{stem}.md").write_text("\n".join(md) + "\n")
-    with open(out / f"{stem}.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(csv_header)
-        w.writerows(csv_rows)
+    write_text_atomic(out / f"{stem}.md", "\n".join(md) + "\n")
+    write_text_atomic(out / f"{stem}.csv", _csv_text([csv_header] + list(csv_rows)))
     tex = [r"\begin{table}[t]", r"\centering", r"\small",
            r"\begin{tabular}{l" + "c" * (len(header) - 1) + "}", r"\hline",
            " & ".join(_tex_escape(h) for h in header) + r" \\", r"\hline"]
     tex += [" & ".join(_tex_escape(str(c)) for c in r) + r" \\" for r in rows]
     tex += [r"\hline", r"\end{tabular}",
             r"\caption{" + _tex_escape(" ".join(caption)) + "}", r"\end{table}"]
-    (out / f"{stem}.tex").write_text("\n".join(tex) + "\n")
+    write_text_atomic(out / f"{stem}.tex", "\n".join(tex) + "\n")
     return [out / f"{stem}.{e}" for e in ("md", "csv", "tex")]
 
 
@@ -481,35 +487,31 @@ def iso_table(out, chosen, results, tail) -> list:
 
 
 def all_results_csv(out: Path, exps, results) -> Path:
-    path = out / "all_results.csv"
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["experiment", "model", "T", "scale", "n_folds", "protocol", "eer_val",
-                    "eer_val_fold_mean", "threshold", "threshold_fold_mean", "hter_test", "hter_lo",
-                    "hter_hi",
-                    "eer_test", "eer_lo", "eer_hi", "far_test", "frr_test", "n_genuine",
-                    "n_attack", "fta_val", "fta_test", "fta_rate_test", "far_fta_test",
-                    "frr_fta_test"])
-        for e in exps:
-            for p in PROTOCOLS:
-                r = results[e.name].get(p)
-                if r is None:
-                    continue
-                ci = r.ci
-                w.writerow([e.name, e.model, e.T, e.scale, len(e.folds), p, 100 * r.eer_val,
-                            100 * r.eer_val_fold_mean, r.threshold, _opt(r.threshold_fold_mean),
-                            100 * r.hter_test,
-                            100 * ci.hter.lo if ci else "", 100 * ci.hter.hi if ci else "",
-                            100 * r.eer_test, 100 * ci.eer.lo if ci else "", 100 * ci.eer.hi if ci else "",
-                            100 * r.far_test, 100 * r.frr_test, r.n_test[0], r.n_test[1],
-                            r.fta_val, r.fta_test, 100 * r.bob.fta, 100 * r.bob.far,
-                            100 * r.bob.frr])
-    return path
+    rows = [["experiment", "model", "T", "scale", "n_folds", "protocol", "eer_val",
+             "eer_val_fold_mean", "threshold", "threshold_fold_mean", "hter_test", "hter_lo",
+             "hter_hi", "eer_test", "eer_lo", "eer_hi", "far_test", "frr_test", "n_genuine",
+             "n_attack", "fta_val", "fta_test", "fta_rate_test", "far_fta_test",
+             "frr_fta_test"]]
+    for e in exps:
+        for p in PROTOCOLS:
+            r = results[e.name].get(p)
+            if r is None:
+                continue
+            ci = r.ci
+            rows.append([e.name, e.model, e.T, e.scale, len(e.folds), p, 100 * r.eer_val,
+                         100 * r.eer_val_fold_mean, r.threshold, _opt(r.threshold_fold_mean),
+                         100 * r.hter_test,
+                         100 * ci.hter.lo if ci else "", 100 * ci.hter.hi if ci else "",
+                         100 * r.eer_test, 100 * ci.eer.lo if ci else "",
+                         100 * ci.eer.hi if ci else "",
+                         100 * r.far_test, 100 * r.frr_test, r.n_test[0], r.n_test[1],
+                         r.fta_val, r.fta_test, 100 * r.bob.fta, 100 * r.bob.far,
+                         100 * r.bob.frr])
+    return write_text_atomic(out / "all_results.csv", _csv_text(rows))
 
 
 def fta_list(out: Path, report: Report) -> Path:
     """fta.md: every test video with windows that preparation skipped, per experiment."""
-    from configs.files import write_text_atomic
     lines = ["# Failures to acquire", "",
              "Test videos with windows that data preparation skipped (no face found in all T "
              "frames of a window, or none in the video), per experiment (`full/fta.json`). "
@@ -595,7 +597,7 @@ def run(results_dir, out_dir, level: Optional[str] = None, cfg: Optional[dict] =
     index = ["# Evaluation outputs", "", f"Score level: {level}." + (f" Note: {note}" if note else ""), ""]
     index += [f"- [{k}]({Path(v).name})" for k, v in written.items()]
     index += ["", "## Notes", ""] + [f"- {n}" for n in report.notes]
-    (out / "index.md").write_text("\n".join(index) + "\n")
+    write_text_atomic(out / "index.md", "\n".join(index) + "\n")
     written["index"] = out / "index.md"
     for n in report.notes:
         log(f"note: {n}")

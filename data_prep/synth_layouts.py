@@ -38,10 +38,10 @@ from data_prep.casia import StemInfo
 LAYOUTS = ("replay", "msu", "oulu")
 SEED_SALT = {"replay": 101, "msu": 202, "oulu": 303}
 # [width, height] per synth.py quality: the real sets' 320x240 (Replay-Attack), 640x480
-# and 720x480 (MSU-MFSD laptop, Nexus 5), 1920x1080 (OULU-NPU), about halved.
+# and 720x480 (MSU-MFSD laptop, Nexus 5), halved; 1920x1080 (OULU-NPU) quartered.
 SIZES = {"replay": {"low": [320, 240], "normal": [320, 240], "high": [320, 240]},
          "msu": {"low": [320, 240], "normal": [320, 240], "high": [360, 240]},
-         "oulu": {"low": [384, 216], "normal": [384, 216], "high": [384, 216]}}
+         "oulu": {"low": [480, 270], "normal": [480, 270], "high": [480, 270]}}
 # the data set's condition (its quality column) -> synth.py's noise level
 QUALITY = {"replay": {"adverse": "low", "control": "high"},
            "msu": {"laptop": "normal", "android": "high"},

@@ -117,7 +117,7 @@ def write_table(cfg: dict, run: Path) -> Path:
             + ["EER", "AUC", f"TPR@FPR={100 * fpr:g}%"])
     lines = [f"Cross-dataset, {src} -> {tgt} (protocols: "
              + ", ".join(f"{datasets.TITLES[k]} {v}" for k, v in info["protocols"].items()) + "). "
-             f"%, 95 % interval over test subjects. Level: {cfg['eval']['level']}; frames "
+             f"%, 95 % interval over test subjects. Level: {cfg['eval']['level']}; samples (windows of T frames) "
              f"scored per test video: " + ", ".join(f"{n} {r['frames_per_video']:.1f}"
                                                      for n, r in res.items()) + ".",
              "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]

@@ -34,7 +34,7 @@ endif
 
 .PHONY: help setup test test-fast demo demo-data prep nets tables reproduce-table1 scale-sweep sweep-slurm \
         bench clean-run gpu-check paper-check _table1 _sweep _demo _prep_for predict onnx caffe-reference \
-        paper-check-ablations test-portable gpu-bundle cpu-bundle validate probe
+        paper-check-ablations test-portable gpu-bundle cpu-bundle validate probe cross-dataset mcio _cross
 
 # `make help`: every `target: ... ## text` and `VAR ?= value## text` line of this file.
 help: ## this list
@@ -221,6 +221,24 @@ validate: setup ## known-answer validation: temporal-only, background-only and c
 data/known-%/synth_manifest.json:
 	$(PY) -m data_prep.synth --out data/known-$* --config configs/validate-$*.yaml \
 	  --contact-sheet data/known-$*/contact_sheet.png
+
+# Cross-dataset (scripts/cross.py, eval/cross.py, docs/cross-dataset.md): train on
+# TRAIN_SET's training split (several sets: "casia replay msu"), select on its validation
+# data, test on TEST_SET; the table shows HTER under the three threshold conventions.
+# Data sets: casia, replay, msu, oulu; roots in cross.roots (synthetic trees by default).
+TRAIN_SET ?= casia## cross-dataset: training set(s): casia, replay, msu, oulu (several: "casia replay msu")
+TEST_SET ?= replay## cross-dataset: the test set
+HOLD_OUT ?= oulu## mcio: the set left out of MSU, CASIA, Replay (Idiap), OULU and tested on
+CROSS_CONFIG ?= configs/cross.yaml## cross-dataset, mcio: their config
+CROSS_RUN = runs/cross-$(subst $(space),-,$(strip $(TRAIN_SET)))-to-$(TEST_SET)
+cross-dataset: setup ## train on TRAIN_SET, test on TEST_SET: the three threshold conventions, EER, AUC, TPR@FPR
+	$(PY) -m scripts.cross prepare --config $(call q,$(CROSS_CONFIG)) --train $(TRAIN_SET) --test $(TEST_SET) --run $(CROSS_RUN)
+	@OMP_NUM_THREADS=$(DEMO_THREADS) OPENBLAS_NUM_THREADS=$(DEMO_THREADS) \
+	  $(MAKE) --no-print-directory -j$(DEMO_JOBS) _cross CONFIG=$(CROSS_CONFIG) RUN=$(CROSS_RUN)
+	$(PY) -m scripts.cross evaluate --config $(call q,$(CROSS_CONFIG)) --run $(CROSS_RUN)
+_cross: $$(call exp_list,table1)
+mcio: setup ## MCIO leave-one-out: train on three of msu casia replay oulu, test on HOLD_OUT
+	@$(MAKE) --no-print-directory cross-dataset TRAIN_SET="$(filter-out $(HOLD_OUT),msu casia replay oulu)" TEST_SET=$(HOLD_OUT)
 
 # Does a trained LSTM-CNN use the order of its frames? (scripts/temporal_probe.py)
 probe: setup ## score an LSTM-CNN's test clips stored, reversed, shuffled, one frame repeated: make probe MODEL=RUN/experiments/<name>/full

@@ -133,8 +133,13 @@ def parse_split(name: str) -> int | None:
 
 # ---------------------------------------------------------------- the config's experiments
 def fold_ids(cfg: dict) -> list[int]:
-    """Folds whose models are trained for model selection: 1..folds.use (§4.3)."""
-    return list(range(1, int(cfg["folds"]["use"]) + 1))
+    """Folds whose models are trained for model selection: 1..folds.use (§4.3); a data
+    set validated on its development set has the one fold (data_prep/datasets.py)."""
+    from data_prep import datasets   # standard library only, like this module
+    ds, folds = cfg.get("dataset", {}), cfg["folds"]
+    if datasets.has_dev(ds.get("name", "casia")) and folds.get("dev_set", True):
+        return [1]
+    return list(range(1, int(folds["use"]) + 1))
 
 
 def table1_names(cfg: dict) -> list[str]:

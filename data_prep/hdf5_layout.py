@@ -16,6 +16,11 @@ Output tree under ``OUT`` (``python -m data_prep --out OUT``)::
         test.txt                     all test shards             } line, relative to the list's
         fold{k}_train.txt            shards of every fold but k  } folder (read_list), so a
         fold{k}_val.txt              shards of fold k            } prepared folder can move
+        dev.txt                      development data: the dev split's shards, or all train
+                                     shards where the data set has no dev split
+    With a development set (data_prep/datasets.py) the groups are ``train``, ``dev`` and
+    ``test`` (shards ``train_NNNN.h5``, ``dev_NNNN.h5``), and there is one fold:
+    fold1_train.txt = train.txt, fold1_val.txt = dev.txt.
         manifest.json                what was built and from what (used to skip up-to-date work)
     OUT/.building/                   work in progress; renamed into place when complete
 
@@ -29,7 +34,8 @@ Datasets in every shard, N samples, sample-major:
                                         H = W = samples.size, pixel values 0..255
     label     float32  (N,)             1 = genuine (bona fide), 0 = attack
     subject   int32    (N,)             subject number within its split
-    stem      S8       (N,)             video stem, e.g. b"HR_2" (casia.STEMS)
+    stem      S8       (N,)             video stem, e.g. b"HR_2" (casia.STEMS; each data
+                                        set's own short stems: data_prep/datasets.py)
     attack    S8       (N,)             b"genuine", b"warped", b"cut" or b"video"
     quality   S8       (N,)             b"low", b"normal" or b"high"
     frame     int32    (N,)             index of the sample's first frame in its video
@@ -39,7 +45,8 @@ Datasets in every shard, N samples, sample-major:
 The nets read the shards through ``prototxt/data_layer.py`` (``SequenceData``), which
 memory-maps ``data`` (written contiguous and unfiltered for that) and ``label``, gives
 them as float with no transform (scaling to [0, 1] is the net's job, as with Caffe's
-``HDF5Data``), and draws every training minibatch over all shards of its list. Training
+``HDF5Data``), and draws every training minibatch over all shards of its list. Each shard's ``dataset`` attribute names the data set (data_prep.datasets.NAMES; a
+shard without it is CASIA-FASD's, as written before other data sets). Training
 shards are grouped by fold (a fold's validation list is its own files) and their samples
 are in a seeded random order (``hdf5.shuffle_train``); test shards keep video order.
 Each shard is written to a temporary name and renamed when complete, so a file under a
@@ -63,6 +70,9 @@ DATA_DTYPE = "uint8"
 LABEL_DTYPE = "float32"
 META_INT_DTYPE = "int32"
 META_STR_DTYPE = "S8"
+META_STR_BYTES = 8          # the pipeline refuses a longer string instead of cutting it
+DATASET_ATTR = "dataset"
+DEV_GROUPS = ["train", "dev", "test"]
 CHANNELS = 3
 CHANNEL_ORDER = "BGR"
 AXES = ("N", "T", "C", "H", "W")
@@ -75,6 +85,13 @@ def combo_dir(out: str | os.PathLike, scale: float, T: int) -> Path:
 def shard_name(group: str, index: int) -> str:
     """``group`` is ``test`` or ``train_fold{k}``."""
     return f"{group}_{index:04d}.h5"
+
+
+def group_seed(group: str) -> int:
+    """The number of a training group in its shuffle seed: fold k -> k, train 0, dev 99."""
+    if group.startswith("train_fold"):
+        return int(group[len("train_fold"):])
+    return {"train": 0, "dev": 99}[group]
 
 
 def group_names(n_folds: int) -> list[str]:
@@ -93,11 +110,11 @@ def list_file(out: str | os.PathLike, scale: float, T: int, which: str) -> Path:
 
     ``which``: ``train``, ``test``, ``fold{k}_train`` or ``fold{k}_val`` (k = 1..K).
     """
-    ok = which in ("train", "test") or (
+    ok = which in ("train", "test", "dev") or (
         which.startswith("fold") and which.rsplit("_", 1)[-1] in ("train", "val")
         and which[4:].split("_")[0].isdigit())
     if not ok:
-        raise ValueError(f"list_file: which={which!r}; expected train, test, fold<k>_train or fold<k>_val")
+        raise ValueError(f"list_file: which={which!r}; expected train, test, dev, fold<k>_train or fold<k>_val")
     return combo_dir(out, scale, T) / f"{which}.txt"
 
 

@@ -25,10 +25,12 @@ class Video:
     label: int          # casia.GENUINE (1) or casia.ATTACK (0)
     attack: str         # "genuine", "warped", "cut", "video"
     quality: str        # "low", "normal", "high"
+    dataset: str = "casia"   # data_prep.datasets.NAMES
 
     @property
     def key(self) -> str:
-        """Unique name of the video within the data set, e.g. ``train_3_HR_1``."""
+        """Unique name of the video within the data set, e.g. ``train_3_HR_1`` (the
+        stem is unique within a subject's videos in every layout, data_prep.datasets)."""
         return f"{self.split}_{self.subject}_{self.stem}"
 
 

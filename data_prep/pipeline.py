@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from configs import grammar
-from data_prep import casia, detect, folds as folds_mod, index, samples, shards
+from data_prep import casia, datasets, detect, folds as folds_mod, index, samples, shards
 from data_prep import hdf5_layout as L
 from data_prep import util
 from data_prep.index import DatasetError
@@ -75,9 +75,20 @@ def _workers(cfg) -> int:
     return w if w > 0 else (os.cpu_count() or 1)
 
 
+def _dataset_key(cfg) -> dict:
+    """What the combination key adds for a data set other than CASIA-FASD (nothing for
+    CASIA-FASD, so that its prepared folders made before other data sets existed stay
+    up to date)."""
+    name = cfg["dataset"]["name"]
+    if name == "casia":
+        return {}
+    return {"dataset": name, "protocol": datasets.resolve_protocol(name, cfg["dataset"]["protocol"]),
+            "dev_set": datasets.uses_dev(cfg)}
+
+
 def _combo_key(cfg, scale, T, vids, dets, folds, dparams) -> str:
     s, h = cfg["samples"], cfg["hdf5"]
-    return stable_hash({
+    return stable_hash({**_dataset_key(cfg),
         "layout": L.LAYOUT_VERSION, "scale": float(scale), "T": int(T),
         "size": s["size"], "interp": s["interp"], "stride": samples.stride_for(T, s["stride"]),
         "missing_face": s["missing_face"], "max_per_video": s["max_per_video"],
@@ -144,7 +155,8 @@ def _pairs(cfg: dict, only) -> list[tuple[float, int]]:
 
 def _index_and_detect(cfg: dict, root, out: Path, workers: int, progress: bool) -> Detected:
     """Steps 1-2: index and hash the tree, then one Viola-Jones pass per video content."""
-    idx = index.scan(root)
+    name = datasets.check_name(cfg["dataset"]["name"])
+    idx = datasets.scan(name, root, cfg["dataset"]["protocol"])
     cache_dir = Path(cfg["prep"]["cache_dir"]) if cfg["prep"]["cache_dir"] else out / "detections"
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
@@ -172,6 +184,12 @@ def _index_and_detect(cfg: dict, root, out: Path, workers: int, progress: bool) 
     if not usable:
         raise DatasetError(f"nothing usable under {idx.root}: all {len(idx.videos)} videos skipped: "
                            + "; ".join(f"{s['video']}: {s['reason']}" for s in skipped[:5]))
+    try:
+        datasets.check_splits(name, usable, len(skipped))
+    except DatasetError:
+        for s in skipped:          # the summary that lists them is never reached
+            print(f"data_prep: skipped {s['video']}: {s['reason']}", flush=True)
+        raise
     dstats["params"] = dparams
     return Detected(idx, shas, dets, dstats, usable, skipped, warnings, seconds)
 
@@ -180,23 +198,30 @@ def _write_videos(out: Path, det: Detected, vid_id: dict) -> None:
     dets = det.dets
     util.write_json_atomic(out / "videos.json", [
         {"video_id": vid_id[v.key], "video": v.rel, "sha256": det.shas.get(str(v.path)),
-         "split": v.split, "subject": v.subject, "stem": v.stem, "label": v.label,
+         "dataset": v.dataset, "split": v.split, "subject": v.subject, "stem": v.stem, "label": v.label,
          "attack": v.attack, "quality": v.quality,
          "frames": dets[v.key].n_frames if v.key in dets else 0,
          "status": dets[v.key].status if v.key in dets else "skip"} for v in det.idx.videos])
 
 
 def _folds(cfg: dict, det: Detected) -> tuple[list, str, list]:
-    """Subject-wise folds of the usable train videos (paper §4.3); empty folds warned."""
+    """Subject-wise folds of the usable train videos (paper §4.3); empty folds warned.
+    A data set validated on its development set has one "fold", its dev clients
+    (method ``dev``; data_prep/datasets.py)."""
+    test_subj = sorted({v.subject for v in det.usable if v.split == "test"})
+    if datasets.uses_dev(cfg):
+        return [tuple(sorted({v.subject for v in det.usable if v.split == "dev"}))], "dev", test_subj
     gfrac = defaultdict(list)
     for v in det.usable:
         if v.split == "train":
             gfrac[v.subject].append(v.label == casia.GENUINE)
     train_subj = {s: float(np.mean(x)) for s, x in gfrac.items()}
-    test_subj = sorted({v.subject for v in det.usable if v.split == "test"})
     if not train_subj:
         raise DatasetError("no usable train video: cannot make folds")
-    folds, method = folds_mod.assign_folds(train_subj, test_subj, cfg["folds"]["method"],
+    method = cfg["folds"]["method"]
+    if method == "auto" and cfg["dataset"]["name"] != "casia":
+        method = "stratified"      # the public folds are CASIA-FASD's subjects
+    folds, method = folds_mod.assign_folds(train_subj, test_subj, method,
                                            int(cfg["folds"]["count"]), int(cfg["seed"]),
                                            use=int(cfg["folds"]["use"]))
     for k, f in enumerate(folds, 1):
@@ -232,10 +257,13 @@ def _build(todo: list[Combo], combos: list[Combo], det: Detected, folds, vid_id:
     log(f"building {len(todo)} of {len(combos)} (scale, T) combinations: "
         + " ".join(c.name for c in todo))
     fold_of = {s: k for k, f in enumerate(folds, 1) for s in f}
-    groups = L.group_names(len(folds))
+    dev = datasets.uses_dev(cfg)
+    groups = L.DEV_GROUPS if dev else L.group_names(len(folds))
 
     def group_of(v):
-        return "test" if v.split == "test" else f"train_fold{fold_of[v.subject]}"
+        if v.split == "test" or dev:
+            return v.split
+        return f"train_fold{fold_of[v.subject]}"
 
     size, interp = int(cfg["samples"]["size"]), cfg["samples"]["interp"]
     for c in todo:
@@ -243,7 +271,7 @@ def _build(todo: list[Combo], combos: list[Combo], det: Detected, folds, vid_id:
     frames = _stage(todo, det.usable, det.dets, size, interp, workers, progress)
     plans = _write_shards(todo, det.usable, group_of, groups, vid_id, cfg, size, workers, progress)
     for c in todo:
-        _finalize(c, plans[c.name], out, groups, len(folds))
+        _finalize(c, plans[c.name], out, groups, len(folds), dev)
         util.kill_hook("combo")
     try:
         (out / ".building").rmdir()
@@ -258,6 +286,7 @@ def _report(det: Detected, out: Path, folds, method, test_subj, combos, todo, wo
     decoded = [dets[v.key] for v in idx.videos if v.key in dets and dets[v.key].n_frames > 0]
     report = {
         "dataset": str(idx.root), "out": str(out),
+        "dataset_name": idx.videos[0].dataset if idx.videos else "casia",
         "videos": {"indexed": len(idx.videos), "read": len(decoded), "usable": len(det.usable),
                    "skipped": len(det.skipped)},
         "frames": int(sum(d.n_frames for d in decoded)),
@@ -365,6 +394,11 @@ def _group_samples(c, usable, group_of, vid_id, seed):
     """Per group: staging sources, picks (source, index) and metadata, in shard order."""
     by_group = defaultdict(list)
     for v in usable:
+        for name in ("stem", "attack", "quality"):
+            if len(getattr(v, name).encode()) > L.META_STR_BYTES:
+                raise ValueError(f"{v.rel}: {name} {getattr(v, name)!r} is longer than the "
+                                 f"{L.META_STR_BYTES} bytes of the shards' string columns "
+                                 f"(data_prep/hdf5_layout.py); shorten it in data_prep/{v.dataset}.py")
         if c.wins[v.key]:
             by_group[group_of(v)].append(v)
     out = {}
@@ -385,8 +419,7 @@ def _group_samples(c, usable, group_of, vid_id, seed):
         picks = np.asarray(picks, np.int64)
         order = np.arange(len(picks))
         if g != "test" and c.shuffle:
-            rng = np.random.default_rng([seed, int(round(c.scale * 10)), c.T,
-                                         int(g.replace("train_fold", ""))])
+            rng = np.random.default_rng([seed, int(round(c.scale * 10)), c.T, L.group_seed(g)])
             order = rng.permutation(len(picks))
         out[g] = (sources, picks[order], {k: np.asarray(x)[order] for k, x in meta.items()})
     return out
@@ -418,7 +451,8 @@ def _write_shards(todo, usable, group_of, groups, vid_id, cfg, size, workers, pr
                 plan.shards[g].append((dest.name, n))
                 if not dest.exists():
                     jobs.append(_shard_job(dest, c.T, size, sources, picks[i:i + n],
-                                           {k: x[i:i + n] for k, x in meta.items()}))
+                                           {k: x[i:i + n] for k, x in meta.items()},
+                                           cfg["dataset"]["name"]))
                 i += n
     if jobs:
         bar = util.progress_bar(len(jobs), "shards", progress, unit="shard")
@@ -426,25 +460,31 @@ def _write_shards(todo, usable, group_of, groups, vid_id, cfg, size, workers, pr
     return plans
 
 
-def _shard_job(dest: Path, T: int, size: int, sources, picks, meta) -> dict:
+def _shard_job(dest: Path, T: int, size: int, sources, picks, meta, dataset: str) -> dict:
     """One shard's job: only the staging files its picks read, renumbered."""
     used = sorted(set(picks[:, 0].tolist()))
     remap = {s: k for k, s in enumerate(used)}
     return {"dest": str(dest), "T": T, "size": size, "sources": [sources[s] for s in used],
-            "picks": np.array([(remap[s], j) for s, j in picks], np.int64), "meta": meta}
+            "picks": np.array([(remap[s], j) for s, j in picks], np.int64), "meta": meta,
+            "dataset": dataset}
 
 
-def _finalize(c, plan: ShardPlan, out, groups, n_folds) -> None:
+def _finalize(c, plan: ShardPlan, out, groups, n_folds, dev: bool = False) -> None:
     b, final = c.build, c.final
     try:
         if not (b / "manifest.json").exists():
             def paths(gs):   # relative to the list's own folder (hdf5_layout.read_list)
                 return [name for g in gs for name, _ in plan.shards[g]]
-            folds_g = [g for g in groups if g != "test"]
-            lists = {"train": paths(folds_g), "test": paths(["test"])}
-            for k in range(1, n_folds + 1):
-                lists[f"fold{k}_train"] = paths([g for g in folds_g if g != f"train_fold{k}"])
-                lists[f"fold{k}_val"] = paths([f"train_fold{k}"])
+            if dev:          # validated on the development set: one fold (datasets.py)
+                lists = {"train": paths(["train"]), "test": paths(["test"]), "dev": paths(["dev"]),
+                         "fold1_train": paths(["train"]), "fold1_val": paths(["dev"])}
+            else:
+                folds_g = [g for g in groups if g != "test"]
+                # dev: the data set's development data; without a dev split, its train split
+                lists = {"train": paths(folds_g), "test": paths(["test"]), "dev": paths(folds_g)}
+                for k in range(1, n_folds + 1):
+                    lists[f"fold{k}_train"] = paths([g for g in folds_g if g != f"train_fold{k}"])
+                    lists[f"fold{k}_val"] = paths([f"train_fold{k}"])
             for which, ps in lists.items():
                 p = L.list_file(out, c.scale, c.T, which)
                 util.write_text_atomic(b / p.name, "".join(x + "\n" for x in ps))

@@ -31,7 +31,8 @@ def write_shard(job: dict) -> str:
     """Write one shard to a temporary name, rename it when complete.
 
     job: ``dest``, ``T``, ``size``, ``sources`` [(staging path, n samples)], ``picks``
-    int (N, 2) of (source, sample within source), ``meta`` {name: array (N,)}.
+    int (N, 2) of (source, sample within source), ``meta`` {name: array (N,)},
+    ``dataset`` the data set's name (the shard's ``dataset`` attribute).
     """
     dest = Path(job["dest"])
     T, size = job["T"], job["size"]
@@ -59,6 +60,7 @@ def write_shard(job: dict) -> str:
                 f.create_dataset(name, data=np.asarray(job["meta"][name], L.META_STR_DTYPE),
                                  track_times=False)
             f.attrs["layout_version"] = L.LAYOUT_VERSION
+            f.attrs[L.DATASET_ATTR] = job.get("dataset", "casia")
             f.attrs["axes"] = ",".join(L.AXES)
             f.attrs["channel_order"] = L.CHANNEL_ORDER
     finally:

@@ -508,13 +508,18 @@ class Camera:
         return img.astype(np.uint8)
 
 
-def _video_setup(params: dict, split: str, subject: int, stem: str) -> SimpleNamespace:
+def _video_setup(params: dict, split: str, subject: int, stem: str, info=None,
+                 stem_id: int | None = None) -> SimpleNamespace:
     """What every class of video shares: size, timing, subject, room, camera, exposure.
-    The generator ``rng`` is drawn from in a fixed order (camera, then exposure)."""
-    seed, info = params["seed"], STEMS[stem]
+    The generator ``rng`` is drawn from in a fixed order (camera, then exposure).
+    ``info`` (label, attack kind, quality) and ``stem_id`` default to the CASIA stem's;
+    other layouts (data_prep/synth_layouts.py) give their own."""
+    seed = params["seed"]
+    info = STEMS[stem] if info is None else info
+    stem_id = STEM_IDS[stem] if stem_id is None else stem_id
     w, h = params["sizes"][info.quality]
     fps, n = params["fps"], params["frames"]
-    rng = np.random.default_rng([seed, SPLIT_IDS[split], subject, STEM_IDS[stem]])
+    rng = np.random.default_rng([seed, SPLIT_IDS[split], subject, stem_id])
     subj = subject_model(seed, split, subject)
     sigma = params["noise"][info.quality]
     blur = {"low": 0.8, "normal": 0.4, "high": 0.0}[info.quality]
@@ -527,9 +532,12 @@ def _video_setup(params: dict, split: str, subject: int, stem: str) -> SimpleNam
                            cam=cam, expo=expo, split=split, subject=subject)
 
 
-def _render_frames(params: dict, split: str, subject: int, stem: str):
-    """Yield the uint8 BGR frames of one video."""
-    v = _video_setup(params, split, subject, stem)
+def _render_frames(params: dict, split: str, subject: int, stem: str, info=None,
+                   stem_id: int | None = None):
+    """Yield the uint8 BGR frames of one video: subject ``subject`` of CASIA split
+    ``split`` (an identity of face_assignment), class and quality from ``info``
+    (default: the CASIA stem's; attack kind genuine, warped, cut or video)."""
+    v = _video_setup(params, split, subject, stem, info, stem_id)
     kind = v.info.attack
     cues = params.get("cues", "natural")
     if kind == "genuine":
@@ -719,20 +727,28 @@ def render_video(args: tuple) -> tuple[str, str]:
     params, root, split, subject, stem = args
     root = Path(root)
     path = video_path(root, split, subject, stem)
+    w, h = params["sizes"][STEMS[stem].quality]
+    return write_video(path, root, params["fps"], (w, h), _render_frames(params, split, subject, stem))
+
+
+def write_video(path: Path, root: Path, fps: float, size: tuple, frames) -> tuple[str, str]:
+    """Write ``frames`` to ``path`` atomically as MJPG (any container: .avi, .mov, .mp4);
+    return (path relative to ``root``, sha256). A complete file is kept as it is."""
     rel = path.relative_to(root).as_posix()
     if path.exists():
         return rel, file_sha256(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    w, h = params["sizes"][STEMS[stem].quality]
-    with atomic_path(path, VIDEO_EXT) as tmp:
+    w, h = size
+    # FFmpeg names the MJPEG tag per container: MJPG in AVI, jpeg in QuickTime and MP4
+    tag = "MJPG" if path.suffix == ".avi" else "jpeg"
+    with atomic_path(path, path.suffix) as tmp:
         # The FFmpeg backend's MJPG (bundled with opencv-python): 4:2:0, about a third of the
         # size of OpenCV's own MJPG muxer at equal error, and deterministic. It ignores
         # VIDEOWRITER_PROP_QUALITY, so there is no quality knob.
-        vw = cv2.VideoWriter(str(tmp), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*"MJPG"),
-                             params["fps"], (w, h))
+        vw = cv2.VideoWriter(str(tmp), cv2.CAP_FFMPEG, cv2.VideoWriter_fourcc(*tag), fps, (w, h))
         if not vw.isOpened():
-            raise RuntimeError(f"cv2.VideoWriter could not open {tmp} (MJPG)")
-        for frame in _render_frames(params, split, subject, stem):
+            raise RuntimeError(f"cv2.VideoWriter could not open {tmp} (MJPEG)")
+        for frame in frames:
             vw.write(frame)
         vw.release()
     return rel, file_sha256(path)

@@ -274,3 +274,65 @@ def hter_curve(negatives, positives, thresholds) -> np.ndarray:
     far = (neg.size - np.searchsorted(neg, t, side="left")) / neg.size
     frr = np.searchsorted(pos, t, side="left") / pos.size
     return (far + frr) / 2.0
+
+
+# ---------------------------------------------------------------- cross-dataset metrics
+def min_weighted_error_rate_threshold(negatives, positives, cost: float) -> float:
+    """Threshold minimising cost FAR + (1 - cost) FRR, by the walk of :func:`eer_threshold`
+    (bob.measure.min_weighted_error_rate_threshold); cost 0.5 is :func:`min_hter_threshold`."""
+    if not 0.0 <= cost <= 1.0:
+        raise ValueError(f"cost must be in [0, 1], got {cost}")
+    return _minimizing_threshold(negatives, positives,
+                                 lambda a, r: cost * a + (1.0 - cost) * r)
+
+
+def far_threshold(negatives, positives, far_value: float = 0.001) -> float:
+    """The threshold whose FAR is at most ``far_value``, as low as that allows
+    (bob.measure.far_threshold): the smallest attack score t with (attacks >= t) / attacks
+    <= far_value; just above the largest attack score when even that one is too many;
+    just below the smallest when ``far_value`` is 1. ``positives`` is not used (bob's
+    signature). At least two attack scores are needed, as in bob."""
+    if not 0.0 <= far_value <= 1.0:
+        raise ValueError(f"far_value must be in [0, 1], got {far_value}")
+    neg = np.sort(_clean(negatives, "negatives (attack)"))
+    if neg.size < 2:
+        raise ValueError("far_threshold needs at least 2 attack scores")
+    if far_value >= 1 - np.finfo(np.float64).eps:
+        return float(np.nextafter(neg[0], -np.inf))
+    u = np.unique(neg)
+    far_at = (neg.size - np.searchsorted(neg, u, side="left")) / neg.size   # FAR at t = u
+    ok = far_at <= far_value
+    if not ok.any():
+        return float(np.nextafter(neg[-1], np.inf))
+    return float(u[int(np.argmax(ok))])      # far_at falls with u: the first ok is the lowest
+
+
+def tpr_at_fpr(negatives, positives, fpr: float = 0.01) -> float:
+    """TPR (genuine accepted) at the :func:`far_threshold` of ``fpr`` (FLIP's TPR@FPR)."""
+    t = far_threshold(negatives, positives, fpr)
+    _, frr = farfrr(negatives, positives, t)
+    return 1.0 - frr
+
+
+def auc(negatives, positives) -> float:
+    """Area under the ROC curve, exact: P(genuine score > attack score) + P(tie) / 2, the
+    Mann-Whitney statistic, which is what scikit-learn's roc_auc_score computes.
+    bob.measure.roc_auc_score integrates its 2000-point ROC by trapezoids and checks
+    itself against that exact value (bob's test: 0.9326 on its non-separable set)."""
+    neg = np.sort(_clean(negatives, "negatives (attack)"))
+    pos = _clean(positives, "positives (genuine)")
+    below = np.searchsorted(neg, pos, side="left")
+    ties = np.searchsorted(neg, pos, side="right") - below
+    return float((below.sum() + 0.5 * ties.sum()) / (neg.size * pos.size))
+
+
+def epc(dev_negatives, dev_positives, test_negatives, test_positives, n_points: int = 100):
+    """Expected performance curve (bob.measure.epc): for each cost alpha in
+    linspace(0, 1, n_points), the threshold minimising alpha FAR + (1 - alpha) FRR on the
+    development scores, and the test HTER at it. Returns rows (alpha, HTER, threshold)."""
+    alpha = np.linspace(0.0, 1.0, int(n_points))
+    dn = _clean(dev_negatives, "development negatives (attack)")
+    dp = _clean(dev_positives, "development positives (genuine)")
+    thr = np.array([min_weighted_error_rate_threshold(dn, dp, a) for a in alpha])
+    hters = np.array([hter(test_negatives, test_positives, t) for t in thr])
+    return np.vstack((alpha, hters, thr))

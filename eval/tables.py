@@ -137,7 +137,7 @@ def _skipped_rows(path: Path, name: str, report: Report) -> list:
         report.fta.append(f"{name}: {n_win} test window(s) in {len(entries)} video(s), "
                           f"{n_vid} of them with no window at all")
         report.fta_videos += [(name, e) for e in entries]
-    return [make_row(e["subject"], e["stem"], -1, float("nan"))
+    return [make_row(e["subject"], e["stem"], -1, float("nan"), e.get("dataset", "casia"))
             for e in entries for _ in range(int(e["missing"]))]
 
 

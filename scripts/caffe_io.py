@@ -54,6 +54,11 @@ def read_list(list_path: Path) -> list[Path]:
         raise TrainingError(str(e)) from None
 
 
+# What scoring keeps of each sample: the shard's columns, and the data set it names
+# (its ``dataset`` attribute; CASIA-FASD for shards written before there were others).
+META_KEYS = ("subject", "stem", "frame", "dataset")
+
+
 def iter_shards(shards: list[Path], batch: int):
     """Yield (data uint8 (B,T,3,H,W), label, meta dict) batches in list order."""
     import h5py
@@ -61,6 +66,8 @@ def iter_shards(shards: list[Path], batch: int):
         with h5py.File(shard, "r") as f:
             n = f[layout.LABEL].shape[0]
             meta = {k: f[k][...] for k in ("subject", "stem", "frame")}
+            name = f.attrs.get(layout.DATASET_ATTR, "casia")
+            meta["dataset"] = np.full(n, name.decode() if isinstance(name, bytes) else str(name), "U8")
             for a in range(0, n, batch):
                 b = min(n, a + batch)
                 yield (f[layout.DATA][a:b], f[layout.LABEL][a:b],
@@ -93,6 +100,7 @@ def predict_shards(net, shards: list[Path], batch: int):
 
 
 def score_rows(scores, meta):
+    names = meta["dataset"] if "dataset" in meta else ["casia"] * len(scores)
     return [{"subject": int(s), "video": v.decode() if isinstance(v, bytes) else str(v),
-             "frame": int(fr), "score": float(sc)}
-            for s, v, fr, sc in zip(meta["subject"], meta["stem"], meta["frame"], scores)]
+             "frame": int(fr), "score": float(sc), "dataset": str(d)}
+            for s, v, fr, sc, d in zip(meta["subject"], meta["stem"], meta["frame"], scores, names)]

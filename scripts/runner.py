@@ -93,7 +93,8 @@ def skipped_test(cfg: dict, prep: Path, exp: grammar.Experiment, meta: dict) -> 
         missing = max(n - k, 1 if k == 0 else 0)
         if missing:
             why = reasons.get(v["video"]) or f"windows without a face in all {exp.T} frames"
-            out.append({"video": v["video"], "subject": int(v["subject"]), "stem": v["stem"],
+            out.append({"video": v["video"], "dataset": v.get("dataset", "casia"),
+                        "subject": int(v["subject"]), "stem": v["stem"],
                         "windows_possible": n, "windows_scored": k, "missing": missing,
                         "reason": why})
     return out
@@ -146,7 +147,7 @@ def run_experiment(cfg: dict, run, spec: str, gpu: int | None = None, log=print)
         if exp.fold is not None:
             # The fold model's validation scores at its last iteration; model selection
             # (the full run) rewrites them at the selected iteration.
-            selection.write_val_scores(d, plan.sp["max_iter"])
+            selection.write_val_scores(d, plan.sp["max_iter"], selection.val_split(cfg))
         if exp.split == "full":
             done.update(score_test(cfg, run, exp, d, plan.sel, gpu, console))
     write_json_atomic(d / "DONE", done)

@@ -29,7 +29,7 @@ from eval.scores import write_scores
 from configs import grammar
 from configs.errors import TrainingError
 from configs.files import write_json_atomic
-from scripts.caffe_io import score_rows
+from scripts.caffe_io import META_KEYS, score_rows
 from scripts.curves import read_curve, save_figure
 
 
@@ -37,13 +37,20 @@ def fold_dirs(cfg: dict, run, exp: grammar.Experiment) -> list[Path]:
     return [exp.with_split(f"fold{k}").dir(run) for k in grammar.fold_ids(cfg)]
 
 
-def write_val_scores(fold_dir: Path, iteration: int) -> tuple[np.ndarray, np.ndarray]:
+def val_split(cfg: dict) -> str:
+    """The split name of validation scores: ``dev`` where the data set's development set
+    is the validation set (data_prep/datasets.py), else ``train`` (held-out train folds)."""
+    from data_prep import datasets
+    return "dev" if datasets.uses_dev(cfg) else "train"
+
+
+def write_val_scores(fold_dir: Path, iteration: int, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """Write a fold's scores_val.csv from its val_scores.npz at ``iteration``;
     return (p(genuine), label) of that validation point."""
     z = np.load(fold_dir / "val_scores.npz")
     s = z[f"iter_{iteration}"].astype(np.float64)
     write_scores(fold_dir / "scores_val.csv",
-                 score_rows(s, {k: z[k] for k in ("subject", "stem", "frame")}), split="train")
+                 score_rows(s, {k: z[k] for k in META_KEYS if k in z.files}), split=split)
     return s, z["label"]
 
 
@@ -71,7 +78,7 @@ def select(cfg: dict, run, exp: grammar.Experiment) -> dict:
     # Pool the fold models' validation scores at the selected iteration.
     neg, pos = [], []
     for d in dirs:
-        s, label = write_val_scores(d, best)
+        s, label = write_val_scores(d, best, val_split(cfg))
         neg.append(s[label == 0])
         pos.append(s[label == 1])
     neg, pos = np.concatenate(neg), np.concatenate(pos)

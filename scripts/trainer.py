@@ -35,7 +35,7 @@ import numpy as np
 from configs import grammar
 from configs.errors import TrainingDiverged
 from configs.files import atomic_path, write_json_atomic
-from scripts.caffe_io import caffe_mode, predict_shards
+from scripts.caffe_io import META_KEYS, caffe_mode, predict_shards
 from scripts.curves import plot_curve, read_curve, write_curve
 
 
@@ -219,7 +219,7 @@ class _Loop:
         s, y, meta = predict_shards(self.deploy_net, self.val_shards, int(self.tcfg["score_batch"]))
         self.val_store[f"iter_{it}"] = s.astype(np.float32)
         self.val_store.setdefault("label", y)
-        for k in ("subject", "stem", "frame"):  # plain dtypes: h5py's string metadata can't go in .npz
+        for k in META_KEYS:  # plain dtypes: h5py's string metadata can't go in .npz
             self.val_store.setdefault(k, np.asarray(meta[k]).astype(meta[k].dtype.str))
         return nll(s, y)
 

@@ -131,6 +131,7 @@ def main(argv=None) -> int:
     ap.add_argument("--test", default=None, help="target data set")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     a = ap.parse_args(argv)
+    os.environ.setdefault("GLOG_minloglevel", "2")   # Caffe's net-setup log, before import
     try:
         cfg = load_experiment_config(a.config, a.set)
         run = Path(a.run)

@@ -142,7 +142,7 @@ def _figure(rows: list[dict], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from configs.files import save_figure_atomic
-    fig, ax = plt.subplots(figsize=(8, 0.5 * len(rows) + 1.5))
+    fig, ax = plt.subplots(figsize=(10, 0.5 * len(rows) + 1.5))
     for i, r in enumerate(rows):
         col = "tab:green" if r["result"] == "PASS" else "tab:red"
         lo = r["eer_lo"] if r["eer_lo"] is not None else r["eer_test"]
@@ -161,6 +161,7 @@ def _figure(rows: list[dict], path: Path) -> Path:
     ax.set_title("Known-answer validation: does each path learn exactly what it can see?",
                  fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()      # room for the set/experiment labels and the verdicts
     save_figure_atomic(fig, path, dpi=120)
     plt.close(fig)
     return path

@@ -2,6 +2,7 @@
 
     python -m scripts.temporal_probe --model RUN/experiments/<lstm|peephole>_T<T>_s<s>/full
                                      [--out DIR] [--seed N]
+    python -m scripts.temporal_probe --plot LABEL=path/temporal_probe.json ... --out FIG.png
 
 The experiment's own test shards (the prepared T-frame clips it was scored on) go through
 its deploy net as stored, and three times changed along the time axis only (every frame
@@ -152,14 +153,52 @@ def probe(model_dir: Path, out: Path | None = None, seed: int = 0, batch: int = 
     return rows
 
 
+def plot(results: dict, path: Path) -> Path:
+    """One panel per probed model (label -> temporal_probe.json contents): HTER(test) of
+    each variant, and the share of decisions that changed."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from configs.files import save_figure_atomic
+    fig, axes = plt.subplots(1, len(results), figsize=(3.0 * len(results), 3.0), sharey=True)
+    for ax, (label, res) in zip(np.atleast_1d(axes), results.items()):
+        rows = {r["variant"]: r for r in res["rows"]}
+        h = [rows[v]["hter_test"] for v in VARIANTS]
+        bars = ax.bar(VARIANTS, h, color=["0.4", "tab:blue", "tab:orange", "tab:red"])
+        for b, v in zip(bars, VARIANTS):
+            ax.text(b.get_x() + b.get_width() / 2, b.get_height() + 1,
+                    f"{rows[v]['decisions_changed']:.1f} %", ha="center", fontsize=7)
+        ax.axhline(50, color="0.5", ls=":", lw=1)
+        ax.set_title(label, fontsize=8)
+        ax.set_ylim(0, 60)
+        ax.tick_params(axis="x", labelsize=7, rotation=30)
+    np.atleast_1d(axes)[0].set_ylabel("HTER(test) %  (label: decisions changed)", fontsize=8)
+    fig.tight_layout()
+    save_figure_atomic(fig, path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def main(argv=None) -> int:
     from configs.errors import report
     ap = argparse.ArgumentParser(prog="python -m scripts.temporal_probe",
                                  description=__doc__.splitlines()[0])
-    ap.add_argument("--model", required=True, type=Path, help="RUN/experiments/<name>/full")
-    ap.add_argument("--out", type=Path, default=None, help="folder for the results (default: --model)")
+    ap.add_argument("--model", type=Path, help="RUN/experiments/<name>/full")
+    ap.add_argument("--out", type=Path, default=None, help="folder for the results (default: "
+                    "--model); with --plot, the PNG to write")
     ap.add_argument("--seed", type=int, default=0, help="seed of the shuffled order")
+    ap.add_argument("--plot", nargs="+", metavar="LABEL=JSON", default=None,
+                    help="draw earlier results (temporal_probe.json files) side by side")
     a = ap.parse_args(argv)
+    if a.plot:
+        pairs = [x.split("=", 1) for x in a.plot]
+        if any(len(p) != 2 for p in pairs) or a.out is None:
+            ap.error("--plot takes LABEL=path/to/temporal_probe.json ... and needs --out FILE.png")
+        plot({k: json.loads(Path(v).read_text()) for k, v in pairs}, a.out)
+        print(f"wrote {a.out}")
+        return 0
+    if a.model is None:
+        ap.error("--model is required (or --plot)")
     try:
         probe(a.model, a.out, a.seed)
     except UserError as e:

@@ -50,5 +50,10 @@ def test_probe_scores_a_trained_lstm_cnn_four_ways(tiny_run, tmp_path):
     out = json.loads((tmp_path / "temporal_probe.json").read_text())
     assert out["experiment"] == "peephole_T3_s1.8" and len(out["rows"]) == 4
     assert "| repeated |" in (tmp_path / "temporal_probe.md").read_text()
+    png = tmp_path / "probe.png"
+    assert P.main(["--plot", f"tiny={tmp_path / 'temporal_probe.json'}", "--out", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with pytest.raises(SystemExit):             # a label without its file
+        P.main(["--plot", "tiny", "--out", str(png)])
     with pytest.raises(P.ProbeError, match="one frame"):
         P.probe(tiny_run / "experiments" / "cnn_T1_s1.8" / "full", tmp_path)

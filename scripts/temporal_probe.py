@@ -194,6 +194,9 @@ def main(argv=None) -> int:
         pairs = [x.split("=", 1) for x in a.plot]
         if any(len(p) != 2 for p in pairs) or a.out is None:
             ap.error("--plot takes LABEL=path/to/temporal_probe.json ... and needs --out FILE.png")
+        missing = [v for _, v in pairs if not Path(v).is_file()]
+        if missing:
+            ap.error(f"--plot: {', '.join(missing)} not found (probe that model first: --model)")
         plot({k: json.loads(Path(v).read_text()) for k, v in pairs}, a.out)
         print(f"wrote {a.out}")
         return 0

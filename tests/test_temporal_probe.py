@@ -55,5 +55,7 @@ def test_probe_scores_a_trained_lstm_cnn_four_ways(tiny_run, tmp_path):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     with pytest.raises(SystemExit):             # a label without its file
         P.main(["--plot", "tiny", "--out", str(png)])
+    with pytest.raises(SystemExit):             # a file that is not there
+        P.main(["--plot", f"tiny={tmp_path / 'nope.json'}", "--out", str(png)])
     with pytest.raises(P.ProbeError, match="one frame"):
         P.probe(tiny_run / "experiments" / "cnn_T1_s1.8" / "full", tmp_path)

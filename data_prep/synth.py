@@ -758,6 +758,27 @@ def _manifest_params(params: dict) -> dict:
     return {k: v for k, v in params.items()}
 
 
+def render_all(render, jobs: list, workers: int, progress: bool, desc: str,
+               chunksize: int = 2) -> dict:
+    """{relative path: sha256} of every video ``render(job)`` writes, on ``workers``
+    processes (forked, so state computed before the call is inherited), with a progress bar."""
+    from tqdm import tqdm
+    files = {}
+    bar = tqdm(total=len(jobs), unit="video", disable=not progress, desc=desc)
+    if workers > 1:
+        with ProcessPoolExecutor(workers) as ex:
+            for rel, digest in ex.map(render, jobs, chunksize=chunksize):
+                files[rel] = digest
+                bar.update()
+    else:
+        for j in jobs:
+            rel, digest = render(j)
+            files[rel] = digest
+            bar.update()
+    bar.close()
+    return files
+
+
 def generate(params: dict, out: Path, workers: int = 2, force: bool = False,
              progress: bool = True) -> dict:
     """Write the whole tree; return the manifest (also written to ``out/synth_manifest.json``)."""
@@ -776,20 +797,7 @@ def generate(params: dict, out: Path, workers: int = 2, force: bool = False,
     face_assignment(params["seed"])   # computed once here, inherited by forked workers
     jobs = [(params, str(out), sp, sub, stem)
             for sp in ("train", "test") for sub in params["subjects"][sp] for stem in STEMS]
-    files = {}
-    from tqdm import tqdm
-    bar = tqdm(total=len(jobs), unit="video", disable=not progress, desc="synth videos")
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as ex:
-            for rel, digest in ex.map(render_video, jobs, chunksize=2):
-                files[rel] = digest
-                bar.update()
-    else:
-        for j in jobs:
-            rel, digest = render_video(j)
-            files[rel] = digest
-            bar.update()
-    bar.close()
+    files = render_all(render_video, jobs, workers, progress, "synth videos", chunksize=2)
     manifest = {"generator": "data_prep.synth", "params": _manifest_params(params),
                 "faces": {f"{sp}/{sub}": face_assignment(params["seed"])[(sp, sub)]
                           for sp in ("train", "test") for sub in params["subjects"][sp]},

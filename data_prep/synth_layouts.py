@@ -28,7 +28,6 @@ import json
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from configs.files import write_json_atomic
@@ -105,22 +104,8 @@ def generate(params: dict, out: Path, workers: int = 2, progress: bool = True) -
                          f"(see {man}); choose another --out or delete it")
     out.mkdir(parents=True, exist_ok=True)
     synth.face_assignment(params["seed"])      # once here, inherited by forked workers
-    jobs = _jobs(params, out)
-    from tqdm import tqdm
-    bar = tqdm(total=len(jobs), unit="video", disable=not progress,
-               desc=f"synth {params['layout']} videos")
-    files = {}
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as ex:
-            for rel, digest in ex.map(render, jobs, chunksize=4):
-                files[rel] = digest
-                bar.update()
-    else:
-        for j in jobs:
-            rel, digest = render(j)
-            files[rel] = digest
-            bar.update()
-    bar.close()
+    files = synth.render_all(render, _jobs(params, out), workers, progress,
+                             f"synth {params['layout']} videos", chunksize=4)
     manifest = {"generator": "data_prep.synth_layouts", "params": params,
                 "files": dict(sorted(files.items()))}
     write_json_atomic(man, manifest, sort_keys=True)

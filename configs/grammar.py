@@ -136,10 +136,9 @@ def fold_ids(cfg: dict) -> list[int]:
     """Folds whose models are trained for model selection: 1..folds.use (§4.3); a data
     set validated on its development set has the one fold (data_prep/datasets.py)."""
     from data_prep import datasets   # standard library only, like this module
-    ds, folds = cfg.get("dataset", {}), cfg["folds"]
-    if datasets.has_dev(ds.get("name", "casia")) and folds.get("dev_set", True):
+    if datasets.uses_dev(cfg):
         return [1]
-    return list(range(1, int(folds["use"]) + 1))
+    return list(range(1, int(cfg["folds"]["use"]) + 1))
 
 
 def table1_names(cfg: dict) -> list[str]:

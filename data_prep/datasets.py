@@ -52,8 +52,10 @@ def has_dev(name: str) -> bool:
 
 
 def uses_dev(cfg: dict) -> bool:
-    """Whether preparation and model selection validate on the development set."""
-    return has_dev(cfg["dataset"]["name"]) and bool(cfg["folds"]["dev_set"])
+    """Whether preparation and model selection validate on the development set (a
+    config without the keys is CASIA-FASD's, validated on train folds)."""
+    return (has_dev(cfg.get("dataset", {}).get("name", "casia"))
+            and bool(cfg["folds"].get("dev_set", True)))
 
 
 def split_name(split: str) -> str:

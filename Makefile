@@ -4,7 +4,6 @@
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-.SECONDEXPANSION:
 
 VENV    ?= .venv
 PY      := $(VENV)/bin/python
@@ -26,11 +25,20 @@ GPU_ARG := $(if $(GPU),--gpu $(GPU),)
 PREP    := $(RUN)/prep
 EXPS    := $(RUN)/experiments
 
-# Experiment lists come from the config (scripts/experiments.py); only read once the
-# venv exists, i.e. in the sub-make that every public target starts after setup.
+# The run's plan, RUN/experiments.mk (scripts/experiments.py): its experiment lists and a
+# rule for every fold run, full run and prepared (scale, T), generated from the config.
+# Read only by the goals that train (the sub-makes every table target starts after
+# setup, or an experiment's DONE file made directly), and remade when the config changes.
+PLAN := $(RUN)/experiments.mk
+PLAN_GOALS := _prep_for _table1 _sweep _demo _cross
 ifneq ($(wildcard $(PY)),)
-exp_list = $(shell $(PY) -m scripts.experiments $(1) --config $(call q,$(CONFIG)) --run $(call q,$(RUN)))
+ifneq ($(filter $(PLAN_GOALS) $(RUN)/%,$(MAKECMDGOALS)),)
+include $(PLAN)
 endif
+endif
+# The plan of another config in the same RUN is replaced, whatever the files' dates.
+$(PLAN): $(PLAN_SOURCES) configs/grammar.py scripts/experiments.py $(if $(filter-out $(CONFIG),$(PLAN_CONFIG)),FORCE)
+	$(PY) -m scripts.experiments makefile --config $(call q,$(CONFIG)) --run $(call q,$(RUN))
 
 .PHONY: help setup test test-fast demo demo-data prep nets tables reproduce-table1 scale-sweep sweep-slurm \
         bench clean-run gpu-check paper-check _table1 _sweep _demo _prep_for predict onnx caffe-reference \
@@ -102,7 +110,8 @@ $(SYNTH)/synth_manifest.json:
 # With the paper config, data/prep points at the result: the committed solvers/*.prototxt
 # read data/prep/s<scale>_T<T>/, so `caffe train --solver solvers/...` works as it stands.
 SYNTH_DEP := $(if $(filter $(SYNTH) $(SYNTH)/,$(subst $(space),_,$(DATASET))),$(SYNTH)/synth_manifest.json)
-CHECK_DATASET = @test -d $(call q,$(DATASET))/train_release || { echo $(call q,DATASET=$(DATASET) has no train_release/: point DATASET at a CASIA-FASD copy) >&2; exit 2; }
+DATASET_OK = test -d $(call q,$(DATASET))/train_release || { echo $(call q,DATASET=$(DATASET) has no train_release/: point DATASET at a CASIA-FASD copy) >&2; exit 2; }
+CHECK_DATASET = @$(DATASET_OK)
 prep: setup ## prepare every (scale, T) of the config (Viola-Jones once, HDF5 samples, folds)
 	@$(MAKE) --no-print-directory $(PREP)/report.json
 	@if [ "$(CONFIG_NAME)" = paper ]; then mkdir -p data && ln -sfn "$$(realpath -m --relative-to=data $(call q,$(PREP)))" data/prep \
@@ -113,18 +122,12 @@ $(PREP)/report.json: $(SYNTH_DEP) $(CONFIG)
 
 # The table targets prepare only the (scale, T) their experiments train, once, before
 # any training (`--only`; up-to-date combinations are skipped in seconds).
-# OF = table1, sweep or all (scripts/experiments.py combos).
+# OF = table1, sweep or all: the plan's PLAN_COMBOS_$(OF).
+PREP_ONE = $(DATASET_OK) && $(PY) -m data_prep --dataset $(call q,$(DATASET)) --out $(call q,$(PREP)) --config $(call q,$(CONFIG))
 _prep_for: $(SYNTH_DEP)
-	@$(PY) -m scripts.experiments combos --of $(OF) --config $(call q,$(CONFIG)) > /dev/null
 	$(CHECK_DATASET)
 	$(PY) -m data_prep --dataset $(call q,$(DATASET)) --out $(call q,$(PREP)) --config $(call q,$(CONFIG)) \
-	  --only $(shell $(PY) -m scripts.experiments combos --of $(OF) --config $(call q,$(CONFIG)) 2>/dev/null)
-# One combination, s<scale>_T<T>, when an experiment is made directly (make RUN/.../DONE).
-combo_of = $(word 3,$(subst _, ,$(1)))_$(word 2,$(subst _, ,$(1)))
-combo_arg = $(patsubst s%,%,$(word 1,$(subst _, ,$(1)))):$(patsubst T%,%,$(word 2,$(subst _, ,$(1))))
-$(PREP)/%/manifest.json: $(SYNTH_DEP)
-	$(CHECK_DATASET)
-	$(PY) -m data_prep --dataset $(call q,$(DATASET)) --out $(call q,$(PREP)) --config $(call q,$(CONFIG)) --only $(call combo_arg,$*)
+	  --only $(PLAN_COMBOS_$(OF))
 
 # ------------------------------------------------------------------ nets
 # Regenerate the committed prototxt/ and solvers/ files and the net figures.
@@ -132,20 +135,12 @@ nets: setup ## regenerate prototxt/ and solvers/ from configs/default.yaml
 	$(PY) -m prototxt.generate
 
 # ------------------------------------------------------------------ experiments
-# An experiment folder is $(EXPS)/<model>_T<T>_s<scale>/<split>, split = fold<k> or full.
-# Each is a file target, so `make -j N` runs N at once and finished ones are skipped.
-# The full-train-set run depends on its folds: model selection reads their curves (§4.3).
-# Prepared data is an order-only prerequisite: re-running prep (a no-op when up to date)
-# never invalidates finished experiments; delete an experiment's folder to retrain it.
-$(EXPS)/%/full/DONE: $$(foreach k,$$(call exp_list,folds),$(EXPS)/$$*/fold$$(k)/DONE)
-	$(PY) -m scripts.train --config $(call q,$(CONFIG)) --run $(call q,$(RUN)) --experiment $*/full $(GPU_ARG)
-define FOLD_RULE
-$(EXPS)/%/fold$(1)/DONE: | $(PREP)/$$$$(call combo_of,$$$$*)/manifest.json
-	$(PY) -m scripts.train --config $$(call q,$(CONFIG)) --run $$(call q,$(RUN)) --experiment $$*/fold$(1) $(GPU_ARG)
-endef
-$(foreach k,1 2 3 4 5 6 7 8 9,$(eval $(call FOLD_RULE,$(k))))
-# Fold results are reached through the full run's rule; never delete them as intermediates.
-.SECONDARY:
+# An experiment folder is $(EXPS)/<model>_T<T>_s<scale>/<split>, split = fold<k> or full;
+# its DONE file is a target of the plan ($(PLAN), `cat` it), so `make -j N` runs N at
+# once and finished ones are skipped. The full-train-set run depends on its folds: model
+# selection reads their curves (§4.3). Prepared data is an order-only prerequisite:
+# re-running prep (a no-op when up to date) never invalidates finished experiments;
+# delete an experiment's folder to retrain it.
 
 # Every table target ends by printing Table 1 (and Table 2 of a sweep) with eval.summary.
 TABLES = $(PY) -m eval.tables --results $(call q,$(EXPS)) --out $(call q,$(RUN)/tables) --config $(call q,$(CONFIG))
@@ -157,14 +152,14 @@ tables: setup ## rebuild every table and figure of RUN from its score files (no 
 reproduce-table1: setup ## Table 1: CNN and LSTM-CNN at the paper's best settings
 	@$(MAKE) --no-print-directory _prep_for OF=table1
 	@$(MAKE) --no-print-directory _table1
-_table1: $$(call exp_list,table1)
+_table1: $(PLAN_DONE_table1)
 	$(TABLES)
 	$(SUMMARY)
 
 scale-sweep: setup ## Table 2: CNN and LSTM-CNN(3,5,7,9) x 5 scales
 	@$(MAKE) --no-print-directory _prep_for OF=sweep
 	@$(MAKE) --no-print-directory _sweep
-_sweep: $$(call exp_list,sweep)
+_sweep: $(PLAN_DONE_sweep)
 	$(TABLES)
 	$(SUMMARY)
 
@@ -201,7 +196,7 @@ demo: setup ## the whole pipeline on the synthetic data set (configs/demo.yaml),
 	@$(MAKE) --no-print-directory _prep_for OF=all CONFIG=configs/demo.yaml
 	@OMP_NUM_THREADS=$(DEMO_THREADS) OPENBLAS_NUM_THREADS=$(DEMO_THREADS) \
 	  $(MAKE) --no-print-directory -j$(DEMO_JOBS) _demo CONFIG=configs/demo.yaml
-_demo: $$(call exp_list,table1) $$(call exp_list,sweep)
+_demo: $(PLAN_DONE_all)
 	$(TABLES)
 	$(SUMMARY)
 
@@ -236,7 +231,7 @@ cross-dataset: setup ## train on TRAIN_SET, test on TEST_SET: the three threshol
 	@OMP_NUM_THREADS=$(DEMO_THREADS) OPENBLAS_NUM_THREADS=$(DEMO_THREADS) \
 	  $(MAKE) --no-print-directory -j$(DEMO_JOBS) _cross CONFIG=$(CROSS_CONFIG) RUN=$(CROSS_RUN)
 	$(PY) -m scripts.cross evaluate --config $(call q,$(CROSS_CONFIG)) --run $(CROSS_RUN)
-_cross: $$(call exp_list,table1)
+_cross: $(PLAN_DONE_table1)
 mcio: setup ## MCIO leave-one-out: train on three of msu casia replay oulu, test on HOLD_OUT
 	@$(MAKE) --no-print-directory cross-dataset TRAIN_SET="$(filter-out $(HOLD_OUT),msu casia replay oulu)" TEST_SET=$(HOLD_OUT)
 

@@ -116,6 +116,15 @@ def load_config(path: str | os.PathLike | None = None, overrides: Iterable[str] 
     return cfg
 
 
+def config_files(path: str | os.PathLike | None = None) -> list[Path]:
+    """Every file :func:`load_config` reads for ``path``: default.yaml, then its
+    ``_base_`` chain (what a plan generated from the config depends on)."""
+    files = [DEFAULT_CONFIG]
+    if path is not None:
+        files += [p for p, _ in _resolve_chain(Path(path)) if p != DEFAULT_CONFIG]
+    return files
+
+
 def load_experiment_config(path: str | os.PathLike | None = None,
                            overrides: Iterable[str] = ()) -> dict:
     """:func:`load_config`, then the experiment checks of ``configs.grammar.check_config``

@@ -101,10 +101,37 @@ class Experiment:
         return int(m.group(1)) if m else None
 
     def dir(self, run: str | Path) -> Path:
-        return Path(run) / "experiments" / self.name / self.split
+        return RunLayout(run).exp_dir(self)
 
     def with_split(self, split: str) -> "Experiment":
         return Experiment(self.model, self.T, self.scale, split)
+
+
+class RunLayout:
+    """The one statement of a run folder's layout::
+
+        RUN/experiments.mk                 the make plan (python -m scripts.experiments makefile)
+        RUN/prep/                          prepared data (its inside: data_prep/hdf5_layout.py)
+        RUN/experiments/<name>/<split>/    one experiment (split fold<k> or full)
+        RUN/tables/                        tables and figures (eval.tables)
+        RUN/slurm/                         Slurm job scripts and logs (scripts/slurm.py)
+    """
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root)
+
+    prep = property(lambda self: self.root / "prep")
+    experiments = property(lambda self: self.root / "experiments")
+    tables = property(lambda self: self.root / "tables")
+    slurm = property(lambda self: self.root / "slurm")
+    plan = property(lambda self: self.root / "experiments.mk")
+
+    def exp_dir(self, exp: Experiment) -> Path:
+        return self.experiments / exp.name / exp.split
+
+    def done(self, exp: Experiment) -> Path:
+        """The file whose presence means the experiment finished (scripts/training)."""
+        return self.exp_dir(exp) / "DONE"
 
 
 def parse(spec: str) -> Experiment:

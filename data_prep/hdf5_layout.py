@@ -22,6 +22,10 @@ Output tree under ``OUT`` (``python -m data_prep --out OUT``)::
     ``test`` (shards ``train_NNNN.h5``, ``dev_NNNN.h5``), and there is one fold:
     fold1_train.txt = train.txt, fold1_val.txt = dev.txt.
         manifest.json                what was built and from what (used to skip up-to-date work)
+        test_windows.json            per test video: the windows it has with a face in every
+                                     frame, the windows built, and why the rest were dropped
+                                     (written by every run, also for an up-to-date folder;
+                                     the full run copies it into its fta.json)
     OUT/.building/                   work in progress; renamed into place when complete
 
 Datasets in every shard, N samples, sample-major:
@@ -54,7 +58,7 @@ final name is whole.
 """
 from __future__ import annotations
 
-from configs.grammar import combo_name  # noqa: F401  (s<scale>_T<T>, one formatter)
+from configs.grammar import combo_name, parse_split  # noqa: F401  (s<scale>_T<T>, one formatter)
 
 import os
 from pathlib import Path
@@ -105,15 +109,21 @@ def list_names(n_folds: int) -> list[str]:
     return names
 
 
+TEST_WINDOWS = "test_windows.json"
+
+
+def test_windows_file(out: str | os.PathLike, scale: float, T: int) -> Path:
+    """Path of one (scale, T)'s record of its test videos' windows (data_prep.pipeline)."""
+    return combo_dir(out, scale, T) / TEST_WINDOWS
+
+
 def list_file(out: str | os.PathLike, scale: float, T: int, which: str) -> Path:
     """Path of the list file for the data layer's ``source``.
 
     ``which``: ``train``, ``test``, ``fold{k}_train`` or ``fold{k}_val`` (k = 1..K).
     """
-    ok = which in ("train", "test", "dev") or (
-        which.startswith("fold") and which.rsplit("_", 1)[-1] in ("train", "val")
-        and which[4:].split("_")[0].isdigit())
-    if not ok:
+    split, _, part = which.partition("_")
+    if not (which in ("train", "test", "dev") or (parse_split(split) and part in ("train", "val"))):
         raise ValueError(f"list_file: which={which!r}; expected train, test, dev, fold<k>_train or fold<k>_val")
     return combo_dir(out, scale, T) / f"{which}.txt"
 

@@ -280,6 +280,33 @@ def _build(todo: list[Combo], combos: list[Combo], det: Detected, folds, vid_id:
     return frames
 
 
+def test_windows(c: Combo, det: Detected, s_cfg: dict) -> dict:
+    """The record of one (scale, T)'s test videos (OUT/<combo>/test_windows.json): per
+    test video, the windows it would have with a face in every frame, the windows built
+    (``c.wins``) and, where fewer were built, why. Every indexed test video is listed,
+    skipped ones too (no window built); scoring counts the difference as failures to
+    acquire (scripts/training/runner.py)."""
+    reasons = {s["video"]: s["reason"] for s in det.skipped}
+    out = []
+    for v in (v for v in det.idx.videos if v.split == "test"):
+        n_frames = det.dets[v.key].n_frames if v.key in det.dets else 0
+        every = np.tile(np.array([0, 0, 1, 1], np.int32), (int(n_frames), 1))
+        possible = len(samples.windows(every, c.T, s_cfg["stride"], s_cfg["missing_face"],
+                                       s_cfg["max_per_video"]))
+        built = len(c.wins.get(v.key, ()))          # only usable videos have windows
+        short = built < possible or built == 0
+        out.append({"video": v.rel, "dataset": v.dataset, "subject": int(v.subject), "stem": v.stem,
+                    "windows_possible": possible, "windows_built": built,
+                    "reason": (reasons.get(v.rel) or f"windows without a face in all {c.T} frames")
+                    if short else None})
+    return {"scale": c.scale, "T": c.T, "videos": out}
+
+
+def _write_test_windows(combos: list[Combo], det: Detected, cfg: dict) -> None:
+    for c in combos:
+        util.write_json_atomic(c.final / L.TEST_WINDOWS, test_windows(c, det, cfg["samples"]))
+
+
 def _report(det: Detected, out: Path, folds, method, test_subj, combos, todo, workers,
             t_build: float, frames: int, t_start: float) -> dict:
     idx, dets, dstats = det.idx, det.dets, det.dstats
@@ -328,6 +355,7 @@ def run(cfg: dict, root, out, progress: bool = True, log=_log, only=None) -> dic
     todo = [c for c in combos if not c.up_to_date]
     t0 = time.perf_counter()
     frames = _build(todo, combos, det, folds, vid_id, cfg, out, workers, progress, log)
+    _write_test_windows(combos, det, cfg)
     report = _report(det, out, folds, method, test_subj, combos, todo, workers,
                      time.perf_counter() - t0, frames, t_start)
     util.write_json_atomic(out / "report.json", report)

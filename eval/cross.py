@@ -109,7 +109,7 @@ def write_table(cfg: dict, run: Path) -> Path:
     info = json.loads((run / "cross.json").read_text())
     src = "+".join(datasets.TITLES[s] for s in info["sources"])
     tgt = datasets.TITLES[info["target"]]
-    out = run / "tables"
+    out = grammar.RunLayout(run).tables
     out.mkdir(parents=True, exist_ok=True)
     res = {n: evaluate(cfg, grammar.parse(n + "/full").dir(run)) for n in grammar.table1_names(cfg)}
     fpr = float(cfg["cross"]["tpr_at_fpr"])

@@ -8,9 +8,14 @@ Usage::
 
 Input layout (written by the training code)::
 
-    <results>/<model>_T<T>_s<scale>/fold<k>/scores_val.csv   k = 1..5, the fold model on its validation fold
+    <results>/<model>_T<T>_s<scale>/full/scores_val.csv      the fold models' validation scores at the
+                                                             selected iteration, pooled (k = 1..5 folds)
     <results>/<model>_T<T>_s<scale>/full/scores_test.csv     the model retrained on all train subjects
     <results>/<model>_T<T>_s<scale>/full/selection.json      model selection's validation thresholds
+                                                             and each fold's subjects (fold_clients)
+    <results>/<model>_T<T>_s<scale>/full/fta.json            test windows preparation could not build
+
+Only the ``full`` folders are read.
 
 ``model`` is ``cnn``, ``lstm`` (Caffe's LSTM, no peepholes) or ``peephole``; score
 files follow ``eval.scores``. Per experiment and protocol (``eval.protocols``):
@@ -61,8 +66,8 @@ from data_prep.casia import ATTACK_TYPES, GENUINE
 from eval import figures, metrics, paper_results
 from eval.bootstrap import BootstrapResult, subject_bootstrap
 from eval.protocols import PROTOCOLS, mask
-from eval.scores import make_row
-from eval.thresholds import att_gen, load_scores
+from eval.scores import make_row, read_scores
+from eval.thresholds import att_gen, fold_arrays, load_scores, split_folds
 
 N_FOLDS_PAPER = 5
 
@@ -141,14 +146,23 @@ def _skipped_rows(path: Path, name: str, report: Report) -> list:
             for e in entries for _ in range(int(e["missing"]))]
 
 
-def _thresholds(sel_path: Path, level: str) -> Optional[dict]:
-    """The validation thresholds model selection saved (eval.thresholds), or None."""
+def _selection(sel_path: Path, level: str) -> Optional[tuple[dict, dict]]:
+    """(validation thresholds at ``level``, fold_clients) as model selection saved them
+    (eval.thresholds), or None."""
     if not sel_path.is_file():
         return None
     try:
-        return json.loads(sel_path.read_text())["thresholds"][level]
+        sel = json.loads(sel_path.read_text())
+        return sel["thresholds"][level], sel["fold_clients"]
     except (ValueError, KeyError, TypeError):
         return None
+
+
+def _val_folds(path: Path, fold_clients: dict, level: str) -> list:
+    """Per fold, as_arrays(...) of its validation scores (full/scores_val.csv, split by
+    selection.json's fold_clients), per sample or per video."""
+    rows = read_scores(path)
+    return [fold_arrays(f, level) for f in split_folds(rows, fold_clients, str(path))]
 
 
 def discover(results: Path, level: str, report: Report) -> list:
@@ -161,33 +175,32 @@ def discover(results: Path, level: str, report: Report) -> list:
             model, T, scale = grammar.parse_name(d.name)
         except grammar.GrammarError:
             continue
-        test = d / "full" / "scores_test.csv"
-        folds = sorted(grammar.parse_split(f.name) for f in d.iterdir()
-                       if f.is_dir() and grammar.parse_split(f.name) and (f / "scores_val.csv").is_file())
+        test, val = d / "full" / "scores_test.csv", d / "full" / "scores_val.csv"
         if not test.is_file():
             report.notes.append(f"{d.name}: skipped, no full/scores_test.csv")
             continue
-        if not folds:
-            report.notes.append(f"{d.name}: skipped, no fold*/scores_val.csv (no validation threshold)")
+        if not val.is_file():
+            report.notes.append(f"{d.name}: skipped, no full/scores_val.csv (no validation threshold)")
             continue
-        thr = _thresholds(d / "full" / "selection.json", level)
-        if thr is None:
+        got = _selection(d / "full" / "selection.json", level)
+        if got is None:
             report.notes.append(f"{d.name}: skipped, full/selection.json holds no validation "
-                                f"thresholds (model selection writes them; delete full/ and run "
-                                f"the full experiment again)")
+                                f"thresholds or fold_clients (model selection writes them; "
+                                f"delete full/ and run the full experiment again)")
             continue
+        thr, fold_clients = got
+        folds = [grammar.parse_split(f) for f in fold_clients]
         if len(folds) != N_FOLDS_PAPER:
             report.notes.append(f"{d.name}: {len(folds)} of {N_FOLDS_PAPER} validation folds "
                                 f"present (folds {', '.join(map(str, folds))}), pooled as they are")
-        val = [load_scores(d / f"fold{k}" / "scores_val.csv", level) for k in folds]
         missing = _skipped_rows(d / "full" / "fta.json", d.name, report)
-        found.append(Scored(d.name, model, T, scale, folds, val,
+        found.append(Scored(d.name, model, T, scale, folds, _val_folds(val, fold_clients, level),
                             load_scores(test, level, missing), thr))
     if not found:
         raise FileNotFoundError(
             f"no experiment found in {results}: expected folders named "
-            f"<cnn|lstm|peephole>_T<T>_s<scale> holding full/scores_test.csv and "
-            f"fold<k>/scores_val.csv" + ("; " + "; ".join(report.notes) if report.notes else ""))
+            f"<cnn|lstm|peephole>_T<T>_s<scale> holding full/scores_test.csv, "
+            f"full/scores_val.csv and full/selection.json" + ("; " + "; ".join(report.notes) if report.notes else ""))
     return found
 
 

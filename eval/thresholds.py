@@ -9,9 +9,10 @@ levels (sample, video = mean of each video's sample scores):
   that did not see its subject;
 * ``fold_mean``: the mean over folds of each fold's own EER threshold.
 
-Model selection (scripts/selection.py) computes them from the folds' scores_val.csv at
-the selected iteration and saves them in ``full/selection.json``; ``eval.tables``
-reads them from there and never recomputes them. NaN scores are dropped here
+Model selection (scripts/selection.py) computes them from the fold models' validation
+scores at the selected iteration and saves them in ``full/selection.json`` (the scores
+themselves in ``full/scores_val.csv``); ``eval.tables`` reads them from there and never
+recomputes them. NaN scores are dropped here
 (failures to acquire have no score to place a threshold on).
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ import numpy as np
 from data_prep.casia import GENUINE
 from eval import metrics
 from eval.protocols import PROTOCOLS, mask
-from eval.scores import as_arrays, read_scores, video_level
+from eval.scores import ScoreRow, as_arrays, read_scores, video_level
 
 LEVELS = ("sample", "video")
 
@@ -65,12 +66,35 @@ def protocol_thresholds(folds: list[dict], protocol: str) -> dict:
             "fold_mean": float(np.mean(per_fold)) if per_fold else None}
 
 
-def validation_thresholds(fold_files: list[Path]) -> dict:
-    """{level: {protocol: {"pooled": t, "fold_mean": t}}} from the folds' scores_val.csv."""
+def fold_arrays(rows: list[ScoreRow], level: str) -> dict:
+    """One fold's validation rows as arrays, per sample or per video."""
+    return as_arrays(video_level(rows) if level == "video" else rows)
+
+
+def validation_thresholds(fold_rows: list[list[ScoreRow]]) -> dict:
+    """{level: {protocol: {"pooled": t, "fold_mean": t}}} from the fold models' validation
+    rows at the selected iteration, one list per fold."""
     out = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", metrics.FailureToAcquireWarning)
         for level in LEVELS:
-            folds = [load_scores(Path(p), level) for p in fold_files]
+            folds = [fold_arrays(f, level) for f in fold_rows]
             out[level] = {p: protocol_thresholds(folds, p) for p in PROTOCOLS}
     return out
+
+
+def split_folds(rows: list[ScoreRow], fold_clients: dict, where: str) -> list[list[ScoreRow]]:
+    """The pooled validation rows of full/scores_val.csv back into their folds, in the
+    order of ``fold_clients`` ({fold: ["<dataset>/<subject>", ...]}, selection.json)."""
+    owner = {}
+    for fold, clients in fold_clients.items():
+        for c in clients:
+            if owner.setdefault(c, fold) != fold:
+                raise ValueError(f"{where}: subject {c} is in {owner[c]} and {fold}")
+    folds = {f: [] for f in fold_clients}
+    for r in rows:
+        c = f"{r.dataset}/{r.subject}"
+        if c not in owner:
+            raise ValueError(f"{where}: a validation row of {c} belongs to no fold of fold_clients")
+        folds[owner[c]].append(r)
+    return list(folds.values())

@@ -68,7 +68,7 @@ def holds(verdict: str, eer_pct: float) -> bool:
 
 
 def _overall_rows(run: Path) -> dict:
-    path = run / "tables" / "all_results.csv"
+    path = grammar.RunLayout(run).tables / "all_results.csv"
     if not path.is_file():
         raise ValidateError(f"{path} not found: run `make reproduce-table1` for {run} first "
                             f"(`make validate` does it)")

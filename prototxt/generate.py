@@ -327,17 +327,18 @@ def deploy_net(cfg: dict, model: str, T: int, batch: int | None = None) -> caffe
 # Solvers (§3.3)
 # ---------------------------------------------------------------------------
 
-def solver_text(cfg: dict, model: str, T: int, net_path, snapshot_prefix, max_iter=None,
-                stepvalues=None, test_iter=None, test_interval=None, header: str = "",
+def solver_text(cfg: dict, model: str, T: int, net_path, snapshot_prefix, schedule=None,
+                test_iter=None, test_interval=None, header: str = "",
                 stage: str | None = None, snapshot=None) -> str:
-    """Solver prototxt with the paper's sentence behind each value as a comment. ``stage``:
-    both phases' net state stage (picks a scale in ``committed_train_val``'s net);
-    ``snapshot``: Caffe's own snapshot interval (default solver.snapshot; 0 = off)."""
+    """Solver prototxt with the paper's sentence behind each value as a comment.
+    ``schedule``: a run's configs.schedule.Schedule (learning rate, policy, steps,
+    max_iter; default the config's ``solver.*`` as they are); ``stage``: both phases' net
+    state stage (picks a scale in ``committed_train_val``'s net); ``test_interval``,
+    ``snapshot``: Caffe's own (default solver.*; snapshot 0 = off)."""
     check_model(model, T)
-    s = cfg["solver"]
+    s = _solver_values(cfg, schedule, snapshot=snapshot, test_iter=test_iter, test_interval=test_interval)
     snapshot, max_iter, stepvalues, test_iter, test_interval = (
-        s[k] if v is None else v for k, v in (("snapshot", snapshot), ("max_iter", max_iter),
-        ("stepvalues", stepvalues), ("test_iter", test_iter), ("test_interval", test_interval)))
+        s[k] for k in ("snapshot", "max_iter", "stepvalues", "test_iter", "test_interval"))
     batch = s["batch_cnn"] if model == "cnn" else s["batch_lstm"]
     lines = [header.rstrip("\n")] if header else []
     lines += [f'net: "{net_path}"']
@@ -388,6 +389,16 @@ def solver_text(cfg: dict, model: str, T: int, net_path, snapshot_prefix, max_it
     return text
 
 
+def _solver_values(cfg: dict, schedule, **given) -> dict:
+    """``solver.*`` with the run's schedule and the given values (None: the config's) in."""
+    s = dict(cfg["solver"])
+    if schedule is not None:
+        s.update(base_lr=schedule.base_lr, lr_policy=schedule.lr_policy, gamma=schedule.gamma,
+                 stepvalues=list(schedule.stepvalues), max_iter=schedule.max_iter)
+    s.update({k: v for k, v in given.items() if v is not None})
+    return s
+
+
 def _num(x) -> str:
     return repr(float(x)) if isinstance(x, float) else str(x)
 
@@ -425,7 +436,7 @@ def write_net(path, proto: caffe_pb2.NetParameter, header: str = "") -> Path:
 
 
 def write_experiment_nets(cfg: dict, model: str, T: int, train_list, val_list, out_dir,
-                          snapshot_prefix=None, max_iter=None, stepvalues=None, test_iter=None,
+                          snapshot_prefix=None, schedule=None, test_iter=None,
                           test_interval=None, batch=None, val_batch=None, deploy_batch=None,
                           source: str = "the experiment's config", solver: bool = True) -> dict:
     """Write ``train_val.prototxt``, ``deploy.prototxt`` and (unless ``solver`` is False,
@@ -448,7 +459,7 @@ def write_experiment_nets(cfg: dict, model: str, T: int, train_list, val_list, o
         else str(snapshot_prefix)
     Path(prefix).parent.mkdir(parents=True, exist_ok=True)
     sv = write_text(out_dir / "solver.prototxt",
-                    solver_text(cfg, model, T, tv.resolve(), prefix, max_iter, stepvalues,
+                    solver_text(cfg, model, T, tv.resolve(), prefix, schedule,
                                 test_iter, test_interval,
                                 header=_solver_header(model, T, source)))
     return {"train_val": tv, "deploy": dp, "solver": sv}

@@ -101,7 +101,9 @@ def bench_model(cfg, model: str, T: int, size: int, iters: int, tmp: Path,
     import caffe
     from prototxt import generate as G
     batch = cfg["solver"]["batch_cnn"] if model == "cnn" else cfg["solver"]["batch_lstm"]
-    paths = paper_nets(cfg, model, T, size, batch, tmp, max_iter=iters + 1, test_interval=iters + 2)
+    from configs.schedule import Schedule
+    paths = paper_nets(cfg, model, T, size, batch, tmp, schedule=Schedule.from_config(cfg, iters + 1),
+                       test_interval=iters + 2)
     if data_layer == "HDF5Data":
         from scripts.mixing import hdf5data_variant
         G.write_net(paths["train_val"], hdf5data_variant(paths["train_val"], tmp))

@@ -28,6 +28,8 @@ import cv2
 import numpy as np
 import yaml
 
+from configs import grammar
+
 MODELS = (("cnn", 1, 2.6), ("peephole", 7, 1.8), ("lstm", 7, 1.8))
 
 
@@ -56,7 +58,7 @@ def write_model(root: Path, model: str, T: int, scale: float) -> Path:
     from configs import load_config
     from prototxt import generate as G
     cfg = load_config(Path(__file__).resolve().parents[1] / "configs" / "paper.yaml")
-    d = root / "experiments" / f"{model}_T{T}_s{scale:.1f}" / "full"
+    d = grammar.RunLayout(root).exp_dir(grammar.Experiment(model, T, scale, "full"))
     d.mkdir(parents=True)
     lst = d / "none.txt"
     lst.write_text("")

@@ -59,7 +59,7 @@ def _lists(prep: Path, scale: float, T: int, which: str) -> list[Path]:
 def compose(cfg: dict, sources: list[str], target: str, run: Path) -> None:
     """RUN/prep: the sources' training and validation lists, the target's test and dev."""
     base = Path(cfg["cross"]["prep_dir"])
-    out = run / "prep"
+    out = grammar.RunLayout(run).prep
     for scale, T in grammar.combos(cfg, "table1"):
         d = L.combo_dir(out, scale, T)
         d.mkdir(parents=True, exist_ok=True)
@@ -78,9 +78,11 @@ def compose(cfg: dict, sources: list[str], target: str, run: Path) -> None:
         for which, paths in lists.items():
             write_text_atomic(d / f"{which}.txt",
                               "".join(os.path.relpath(p, d.resolve()) + "\n" for p in paths))
+        # the target's test videos and the windows preparation built of them (FTA)
+        shutil.copyfile(L.test_windows_file(base / target, scale, T), L.test_windows_file(out, scale, T))
         write_json_atomic(d / "manifest.json", {"scale": scale, "T": T, "sources": sources,
                                                 "target": target, "lists": sorted(lists)})
-    for f in ("videos.json", "report.json"):       # the target's test videos (FTA)
+    for f in ("videos.json", "report.json"):       # the target's videos and its prep report
         shutil.copyfile(base / target / f, out / f)
     write_json_atomic(run / "cross.json", {"sources": sources, "target": target,
                                            "protocols": {n: datasets.resolve_protocol(

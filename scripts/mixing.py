@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from configs import grammar
 from data_prep import hdf5_layout as L
 
 
@@ -190,7 +191,7 @@ def bench(prep: Path, config: str | None, n_batches: int) -> list[dict]:
                     tv = G.write_experiment_nets(c, model, T, lst, lst, d, batch=batch)["train_val"]
                     for net in (_proto(tv), hdf5data_variant(tv, d)):
                         r = dict(measure(net, n_batches), model=model, T=T, scale=scale, list=which)
-                        print(f"{model}_T{T}_s{scale} {which:<11} " + format_result(r), flush=True)
+                        print(f"{grammar.exp_name(model, T, scale)} {which:<11} " + format_result(r), flush=True)
                         out.append(r)
     return out
 

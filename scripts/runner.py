@@ -16,13 +16,11 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from configs import dump_config, grammar
 from configs.errors import TrainingError
+from configs.schedule import Schedule
 from configs.files import write_json_atomic
 from data_prep import hdf5_layout as layout
-from data_prep import samples
 from eval.scores import write_scores
 from scripts import selection
 from scripts.caffe_io import caffe_log_to, caffe_mode, predict_shards, read_list, score_rows
@@ -36,15 +34,7 @@ FTA_RULE = ("every test video or window that preparation skipped is a failure to
 
 
 def prep_dir(run) -> Path:
-    return Path(run) / "prep"
-
-
-def schedule(cfg: dict, max_iter: int | None = None) -> dict:
-    s = cfg["solver"]
-    mi = int(s["max_iter"] if max_iter is None else max_iter)
-    return {"base_lr": float(s["base_lr"]), "lr_policy": s["lr_policy"], "gamma": float(s["gamma"]),
-            "stepvalue": [int(v) for v in s["stepvalues"] if int(v) < mi], "max_iter": mi,
-            "test_interval": int(s["test_interval"]), "snapshot": int(s["snapshot"])}
+    return grammar.RunLayout(run).prep
 
 
 @dataclass
@@ -52,51 +42,54 @@ class Plan:
     """What one experiment trains on: list files, schedule, and (full runs) the selection."""
     train_list: Path
     val_list: Path | None
-    sp: dict
+    schedule: Schedule
     sel: dict | None = None
 
 
 def plan_fold(cfg: dict, run, exp: grammar.Experiment) -> Plan:
     prep = prep_dir(run)
     return Plan(layout.list_file(prep, exp.scale, exp.T, f"fold{exp.fold}_train"),
-                layout.list_file(prep, exp.scale, exp.T, f"fold{exp.fold}_val"), schedule(cfg))
+                layout.list_file(prep, exp.scale, exp.T, f"fold{exp.fold}_val"), Schedule.from_config(cfg))
 
 
 def plan_full(cfg: dict, run, exp: grammar.Experiment, d: Path, log) -> Plan:
     """Model selection over the finished folds (§4.3), saved beside the full run."""
-    sel = selection.select(cfg, run, exp)
+    sel, folds = selection.select(cfg, run, exp)
+    selection.write_val_scores(d, folds, selection.val_split(cfg))
     selection.save(sel, d / "selection.json")
     selection.plot_selection(sel, d / "selection.png", f"{exp.name}: model selection (§4.3)")
     log(f"[train] {exp.name}/full: {sel['iterations']} iterations selected ({sel['rule']})")
     return Plan(layout.list_file(prep_dir(run), exp.scale, exp.T, "train"), None,
-                schedule(cfg, sel["iterations"]), sel)
+                Schedule.from_config(cfg, sel["iterations"]), sel)
 
 
-def skipped_test(cfg: dict, prep: Path, exp: grammar.Experiment, meta: dict) -> list[dict]:
-    """Test videos and windows that preparation skipped for this (scale, T): no face
-    found in the video, or windows without a face in all T frames. Each entry: the
-    video, the windows it would have with a face in every frame (data_prep.samples.windows),
-    the windows scored, and ``missing`` (at least 1 for a video with no window at all).
-    The tables count them as failures to acquire (eval.metrics.rates_with_fta)."""
-    videos = json.loads((prep / "videos.json").read_text())
-    report = json.loads((prep / "report.json").read_text())
-    reasons = {s["video"]: s["reason"] for s in report.get("skipped", [])}
+def test_fta(prep: Path, exp: grammar.Experiment, meta: dict) -> list[dict]:
+    """The test videos with windows preparation could not build for this (scale, T), copied
+    from its record (data_prep.pipeline.test_windows: no face found in the video, or
+    windows without a face in all T frames). Each entry: the video, the windows it would
+    have with a face in every frame, the windows scored, and ``missing`` (at least 1 for a
+    video with no window at all). The tables count them as failures to acquire
+    (eval.metrics.rates_with_fta). The scored windows must be the ones prepared."""
+    path = layout.test_windows_file(prep, exp.scale, exp.T)
+    if not path.is_file():
+        raise TrainingError(f"{path} not found: the prepared data predates its test-window record; "
+                            f"run data preparation again (make prep, or the table target), which "
+                            f"writes it without rebuilding the samples")
     stems = [v.decode() if isinstance(v, bytes) else str(v) for v in meta["stem"]]
-    got = Counter(zip((int(s) for s in meta["subject"]), stems))
-    s_cfg = cfg["samples"]
+    names = meta["dataset"] if "dataset" in meta else ["casia"] * len(stems)
+    got = Counter(zip(map(str, names), (int(s) for s in meta["subject"]), stems))
     out = []
-    for v in (v for v in videos if v["split"] == "test"):
-        every = np.tile(np.array([0, 0, 1, 1], np.int32), (int(v["frames"]), 1))
-        n = len(samples.windows(every, exp.T, s_cfg["stride"], s_cfg["missing_face"],
-                                s_cfg["max_per_video"]))
-        k = got.get((int(v["subject"]), v["stem"]), 0)
-        missing = max(n - k, 1 if k == 0 else 0)
+    for v in json.loads(path.read_text())["videos"]:
+        k = got.get((v["dataset"], int(v["subject"]), v["stem"]), 0)
+        if k != v["windows_built"]:
+            raise TrainingError(f"{path}: {v['video']} has {v['windows_built']} prepared test "
+                                f"window(s) but {k} were scored: the record and the shards "
+                                f"disagree; run data preparation again")
+        missing = max(v["windows_possible"] - k, 1 if k == 0 else 0)
         if missing:
-            why = reasons.get(v["video"]) or f"windows without a face in all {exp.T} frames"
-            out.append({"video": v["video"], "dataset": v.get("dataset", "casia"),
-                        "subject": int(v["subject"]), "stem": v["stem"],
-                        "windows_possible": n, "windows_scored": k, "missing": missing,
-                        "reason": why})
+            out.append({"video": v["video"], "dataset": v["dataset"], "subject": int(v["subject"]),
+                        "stem": v["stem"], "windows_possible": v["windows_possible"],
+                        "windows_scored": k, "missing": missing, "reason": v["reason"]})
     return out
 
 
@@ -109,7 +102,7 @@ def score_test(cfg: dict, run, exp: grammar.Experiment, d: Path, sel: dict, gpu,
     ts = time.time()
     s, y, meta = predict_shards(net, shards, int(cfg["train"]["score_batch"]))
     write_scores(d / "scores_test.csv", score_rows(s, meta), split="test")
-    fta = skipped_test(cfg, prep_dir(run), exp, meta)
+    fta = test_fta(prep_dir(run), exp, meta)
     write_json_atomic(d / "fta.json", {"rule": FTA_RULE, "videos": fta})
     if sel["threshold"] is not None:
         write_json_atomic(d / "threshold.json", selection.threshold_record(sel))
@@ -141,13 +134,9 @@ def run_experiment(cfg: dict, run, spec: str, gpu: int | None = None, log=print)
                             source=f"{d / 'config.yaml'}", solver=False)
     t0 = time.time()
     with caffe_log_to(d / "caffe.log") as console:
-        info = train(cfg, exp, d, plan.sp, val_shards, gpu=gpu, console=console)
+        info = train(cfg, exp, d, plan.schedule, val_shards, gpu=gpu, console=console)
         done = {"experiment": f"{exp.name}/{exp.split}", "train": info,
                 "seconds": round(time.time() - t0, 1)}
-        if exp.fold is not None:
-            # The fold model's validation scores at its last iteration; model selection
-            # (the full run) rewrites them at the selected iteration.
-            selection.write_val_scores(d, plan.sp["max_iter"], selection.val_split(cfg))
         if exp.split == "full":
             done.update(score_test(cfg, run, exp, d, plan.sel, gpu, console))
     write_json_atomic(d / "DONE", done)

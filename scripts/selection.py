@@ -16,7 +16,9 @@ selected iteration are pooled (each validation sample is scored once, by the mod
 that did not see its subject) and ``eval.metrics.eer_threshold`` of the pooled set is
 the threshold (``eval.thresholds``: every protocol, sample and video level, and the
 paper's second reading, the mean of the per-fold EER thresholds). They are saved in
-``selection.json``; ``eval.tables`` reads them from there.
+the full run's ``selection.json``, the pooled scores in its ``scores_val.csv``, both from
+the arrays selection holds; ``eval.tables`` reads them from there. A fold folder is
+never written to after its DONE.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from eval import metrics, thresholds
-from eval.scores import write_scores
+from eval.scores import ScoreRow, make_row, write_scores
 from configs import grammar
 from configs.errors import TrainingError
 from configs.files import write_json_atomic
@@ -44,23 +46,16 @@ def val_split(cfg: dict) -> str:
     return "dev" if datasets.uses_dev(cfg) else "train"
 
 
-def write_val_scores(fold_dir: Path, iteration: int, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
-    """Write a fold's scores_val.csv from its val_scores.npz at ``iteration``;
-    return (p(genuine), label) of that validation point."""
+def val_rows(fold_dir: Path, iteration: int) -> list[ScoreRow]:
+    """A fold model's validation scores at ``iteration`` (its val_scores.npz), as score rows."""
     z = np.load(fold_dir / "val_scores.npz")
     s = z[f"iter_{iteration}"].astype(np.float64)
-    write_scores(fold_dir / "scores_val.csv",
-                 score_rows(s, {k: z[k] for k in META_KEYS if k in z.files}), split=split)
-    return s, z["label"]
+    meta = {k: z[k] for k in META_KEYS if k in z.files}
+    return [make_row(r["subject"], r["video"], r["frame"], r["score"], r["dataset"])
+            for r in score_rows(s, meta)]
 
 
-def select(cfg: dict, run, exp: grammar.Experiment) -> dict:
-    """Pick the iteration count from the folds' curves; write each fold's scores_val.csv
-    at that iteration; return the selection record (also saved by the caller)."""
-    dirs = fold_dirs(cfg, run, exp)
-    if not dirs:
-        return {"iterations": int(cfg["solver"]["max_iter"]), "folds": [], "threshold": None,
-                "rule": "no folds configured (folds.use = 0): solver.max_iter"}
+def _curves(dirs: list[Path], exp: grammar.Experiment) -> dict:
     curves = {}
     for d in dirs:
         if not (d / "DONE").exists():
@@ -69,21 +64,33 @@ def select(cfg: dict, run, exp: grammar.Experiment) -> dict:
                                 f"{exp.name}/{d.name})")
         rows = [r for r in read_curve(d / "curve.csv") if r["val_loss"] is not None]
         curves[d.name] = {int(r["iter"]): r["val_loss"] for r in rows}
+    return curves
+
+
+def select(cfg: dict, run, exp: grammar.Experiment) -> tuple[dict, list]:
+    """Pick the iteration count from the folds' curves; return the selection record and
+    the fold models' validation rows at that iteration, one list per fold (the caller
+    saves both beside the full run; the fold folders are never written to)."""
+    dirs = fold_dirs(cfg, run, exp)
+    if not dirs:
+        return {"iterations": int(cfg["solver"]["max_iter"]), "folds": [], "threshold": None,
+                "rule": "no folds configured (folds.use = 0): solver.max_iter"}, []
+    curves = _curves(dirs, exp)
     common = sorted(set.intersection(*(set(c) for c in curves.values())) - {0})
     if not common:
         raise TrainingError(f"{exp.name}: the folds share no validation iteration; "
                             f"check solver.test_interval and solver.max_iter")
     mean = np.array([np.mean([curves[f][i] for f in curves]) for i in common])
     best = common[int(np.argmin(mean))]  # argmin takes the earliest on a tie
-    # Pool the fold models' validation scores at the selected iteration.
-    neg, pos = [], []
-    for d in dirs:
-        s, label = write_val_scores(d, best, val_split(cfg))
-        neg.append(s[label == 0])
-        pos.append(s[label == 1])
-    neg, pos = np.concatenate(neg), np.concatenate(pos)
-    thr = thresholds.validation_thresholds([d / "scores_val.csv" for d in dirs])
+    # The fold models' validation scores at the selected iteration, pooled.
+    folds = [val_rows(d, best) for d in dirs]
+    pooled = [r for f in folds for r in f]
+    neg = np.array([r.score for r in pooled if r.label == 0])
+    pos = np.array([r.score for r in pooled if r.label == 1])
+    thr = thresholds.validation_thresholds(folds)
     return {"iterations": int(best), "folds": [d.name for d in dirs],
+            "fold_clients": {d.name: sorted({f"{r.dataset}/{r.subject}" for r in f})
+                             for d, f in zip(dirs, folds)},
             "rule": "argmin over validation points of the mean fold validation loss",
             "mean_val_loss": dict(zip(map(str, common), map(float, mean))),
             "fold_val_loss": {f: {str(i): c[i] for i in common} for f, c in curves.items()},
@@ -92,7 +99,16 @@ def select(cfg: dict, run, exp: grammar.Experiment) -> dict:
                               "scores at the selected iteration",
             "threshold_fold_mean": thr["sample"]["overall"]["fold_mean"],
             "thresholds": thr,
-            "eer_val_pooled": float(metrics.eer(neg, pos))}
+            "eer_val_pooled": float(metrics.eer(neg, pos))}, folds
+
+
+def write_val_scores(full_dir: Path, folds: list, split: str) -> Path | None:
+    """full/scores_val.csv: the fold models' validation scores at the selected iteration,
+    pooled (each validation sample scored once, by the model that did not see its
+    subject), fold by fold; selection.json's ``fold_clients`` says which rows are whose."""
+    if not folds:
+        return None
+    return write_scores(full_dir / "scores_val.csv", [r for f in folds for r in f], split=split)
 
 
 def plot_selection(sel: dict, path: Path, title: str) -> None:

@@ -98,14 +98,14 @@ class Plan:
 
     @property
     def slurm_dir(self) -> Path:
-        return self.run / "slurm"
+        return grammar.RunLayout(self.run).slurm
 
     @property
     def logs(self) -> Path:
         return self.slurm_dir / "logs"
 
     def done_file(self, name: str) -> Path:
-        return self.run / "experiments" / name / "full" / "DONE"
+        return grammar.RunLayout(self.run).done(grammar.parse(f"{name}/full"))
 
 
 def make_plan(config: str | Path, dataset: str | Path, run: str | Path, root: Path = ROOT) -> Plan:
@@ -136,7 +136,7 @@ def _make_vars(plan: Plan) -> list:
 def _prep_up_to_date(plan: Plan, combos: list) -> bool:
     """Every (scale, T) the sweep trains is prepared (its manifest.json, written last)."""
     from data_prep import hdf5_layout as L
-    return all((L.combo_dir(plan.run / "prep", s, T) / "manifest.json").is_file() for s, T in combos)
+    return all((L.combo_dir(grammar.RunLayout(plan.run).prep, s, T) / "manifest.json").is_file() for s, T in combos)
 
 
 # ------------------------------------------------------------------ batch scripts

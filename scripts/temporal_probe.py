@@ -135,7 +135,7 @@ def probe(model_dir: Path, out: Path | None = None, seed: int = 0, batch: int = 
     caffe.set_mode_cpu()
     net = caffe.Net(str(model_dir / "deploy.prototxt"), str(model_dir / "model.caffemodel"),
                     caffe.TEST)
-    list_path = layout.list_file(Path(run) / "prep", exp.scale, exp.T, "test")
+    list_path = layout.list_file(grammar.RunLayout(run).prep, exp.scale, exp.T, "test")
     try:
         shards = layout.read_list(list_path)
     except FileNotFoundError as e:

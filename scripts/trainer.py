@@ -1,6 +1,6 @@
 """Train one experiment with the real Caffe solver (paper §3.3) and score it (§4.4).
 
-An experiment folder (scripts.experiments) ends up holding::
+An experiment folder (configs.grammar.RunLayout) ends up holding::
 
     config.yaml           the resolved config of the run
     train_val.prototxt    the exact train net (SequenceData on this split's list files)
@@ -10,8 +10,12 @@ An experiment folder (scripts.experiments) ends up holding::
     snapshots/            <name>_iter_N.caffemodel / .solverstate (newest kept)
     curve.csv, curve.png  training loss, learning rate, validation loss and accuracy
     val_scores.npz        fold runs: validation p(genuine) at every validation point
-    scores_val.csv        fold runs: validation scores at the selected iteration
+    selection.json/.png   full runs: model selection over the folds, the validation thresholds
+    scores_val.csv        full runs: the fold models' validation scores at the selected
+                          iteration, pooled (a fold folder never changes after its DONE)
     scores_test.csv       full runs: test scores of the final model
+    fta.json              full runs: test windows preparation could not build (its record)
+    threshold.json        full runs: the thresholds predict decides with
     model.caffemodel      the final weights
     DONE                  written last; a finished experiment is skipped
 
@@ -35,6 +39,7 @@ import numpy as np
 from configs import grammar
 from configs.errors import TrainingDiverged
 from configs.files import atomic_path, write_json_atomic
+from configs.schedule import Schedule
 from scripts.caffe_io import META_KEYS, caffe_mode, predict_shards
 from scripts.curves import plot_curve, read_curve, write_curve
 
@@ -47,12 +52,6 @@ def nll(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     return loss, acc
 
 
-# ---------------------------------------------------------------- learning rate
-def lr_at(sp: dict, it: int) -> float:
-    """The learning rate Caffe's multistep/fixed policy gives at iteration ``it``."""
-    if sp["lr_policy"] == "multistep":
-        return sp["base_lr"] * sp["gamma"] ** sum(1 for s in sp["stepvalue"] if it >= s)
-    return sp["base_lr"]
 
 
 class Plateau:
@@ -97,16 +96,14 @@ def position(caffe, solver, seed: int, it: int) -> None:
 
 
 # ---------------------------------------------------------------- solver file
-def write_solver(cfg: dict, exp: grammar.Experiment, d: Path, sp: dict) -> Path:
+def write_solver(cfg: dict, exp: grammar.Experiment, d: Path, schedule: Schedule) -> Path:
     """The experiment's solver (prototxt.generate.solver_text, paper §3.3) with this run's
-    schedule ``sp``. Validation and snapshots are driven from Python, so Caffe's own are
+    ``schedule``. Validation and snapshots are driven from Python, so Caffe's own are
     off (test_interval past max_iter, snapshot 0)."""
     from prototxt import generate as G
-    c = dict(cfg, solver=dict(cfg["solver"], base_lr=sp["base_lr"], lr_policy=sp["lr_policy"]))
-    text = G.solver_text(c, exp.model, exp.T, (d / "train_val.prototxt").resolve(),
-                         (d / "snapshots" / exp.name).resolve(), max_iter=sp["max_iter"],
-                         stepvalues=sp["stepvalue"], test_iter=1,
-                         test_interval=int(sp["max_iter"]) + 1, snapshot=0,
+    text = G.solver_text(cfg, exp.model, exp.T, (d / "train_val.prototxt").resolve(),
+                         (d / "snapshots" / exp.name).resolve(), schedule, test_iter=1,
+                         test_interval=schedule.max_iter + 1, snapshot=0,
                          header=f"# Solver of experiment {exp.name}/{exp.split}; written by "
                                 f"scripts/trainer.py (validation and snapshots from Python).\n")
     return G.write_text(d / "solver.prototxt", text)
@@ -146,8 +143,8 @@ class _Loop:
     """The state one training run carries: solver, schedule, curve, validation scores,
     the loss accumulators and the plateau rule. Each method is one named step."""
 
-    def __init__(self, cfg, exp, d: Path, sp: dict, val_shards, gpu, console):
-        self.cfg, self.exp, self.d, self.sp, self.val_shards = cfg, exp, d, sp, val_shards
+    def __init__(self, cfg, exp, d: Path, schedule: Schedule, val_shards, gpu, console):
+        self.cfg, self.exp, self.d, self.schedule, self.val_shards = cfg, exp, d, schedule, val_shards
         self.console, self.tcfg = console, cfg["train"]
         self.caffe = caffe_mode(gpu)
         self.seed = int(cfg["seed"])
@@ -158,7 +155,7 @@ class _Loop:
         self.plateau = self.tcfg["lr_schedule"] == "plateau"
         self.start = newest_snapshot_iter(self.snap_dir)
         self.state = read_state(self.state_path, self.start)
-        self.base_lr = sp["base_lr"] * (0.1 ** len(self.state["lr_drops"]))
+        self.base_lr = schedule.base_lr * (0.1 ** len(self.state["lr_drops"]))
         self.make_solver()
         self.restore()
         self.load_records()
@@ -170,9 +167,9 @@ class _Loop:
 
     def make_solver(self) -> None:
         """(Re)write solver.prototxt at the current base_lr and build the SGD solver."""
-        self.spx = dict(self.sp, base_lr=self.base_lr,
-                        lr_policy="fixed" if self.plateau else self.sp["lr_policy"])
-        write_solver(self.cfg, self.exp, self.d, self.spx)
+        self.current = self.schedule.replace(
+            base_lr=self.base_lr, lr_policy="fixed" if self.plateau else self.schedule.lr_policy)
+        write_solver(self.cfg, self.exp, self.d, self.current)
         self.solver = self.caffe.SGDSolver(str(self.d / "solver.prototxt"))
 
     def restore(self) -> None:
@@ -197,10 +194,10 @@ class _Loop:
             if self.val_shards else None
 
     def setup_counters(self) -> None:
-        sp, tcfg, state = self.sp, self.tcfg, self.state
-        self.max_iter, self.every = int(sp["max_iter"]), int(tcfg["progress_every"])
-        self.test_interval = int(sp["test_interval"])
-        self.snap_every = int(sp["snapshot"]) or int(sp["test_interval"])
+        sc, tcfg, state = self.schedule, self.tcfg, self.state
+        self.max_iter, self.every = sc.max_iter, int(tcfg["progress_every"])
+        self.test_interval = sc.test_interval
+        self.snap_every = sc.snapshot or sc.test_interval
         self.pl = Plateau(int(tcfg["plateau_window"]), float(tcfg["plateau_tolerance"]),
                           int(tcfg["plateau_max_drops"])) if self.plateau else None
         self.acc_loss, self.n_loss = 0.0, 0
@@ -293,7 +290,7 @@ class _Loop:
         self.solver.step(1)
         it = self.solver.iter
         loss = float(self.solver.net.blobs["loss"].data)
-        lr = self.base_lr if self.plateau else lr_at(self.spx, it - 1)
+        lr = self.base_lr if self.plateau else self.current.lr_at(it - 1)
         self.check_finite(loss, it, lr, bar)
         self.record_loss(loss, it, lr, bar)
         bar.update(1)
@@ -337,13 +334,11 @@ class _Loop:
                 "lr_drops": self.state["lr_drops"], "model": str(model.name)}
 
 
-def train(cfg: dict, exp: grammar.Experiment, d: Path, sp: dict, val_shards: list[Path] | None,
-          gpu=None, console=sys.stderr) -> dict:
-    """Run the solver to sp['max_iter'], resuming from the newest snapshot in ``d``.
-
-    ``d`` holds train_val.prototxt and deploy.prototxt; ``sp`` is the schedule:
-    base_lr, lr_policy, gamma, stepvalue (list), max_iter, test_interval, snapshot."""
-    return _Loop(cfg, exp, d, sp, val_shards, gpu, console).run()
+def train(cfg: dict, exp: grammar.Experiment, d: Path, schedule: Schedule,
+          val_shards: list[Path] | None, gpu=None, console=sys.stderr) -> dict:
+    """Run the solver to ``schedule.max_iter``, resuming from the newest snapshot in ``d``
+    (which holds train_val.prototxt and deploy.prototxt)."""
+    return _Loop(cfg, exp, d, schedule, val_shards, gpu, console).run()
 
 
 def _link_or_copy(src: Path, dst: Path) -> None:

@@ -43,19 +43,19 @@ def synthetic_rows(subjects, skill: float, samples_per_video: int, rng, nan_rate
 def write_experiment(root: Path, model: str, T: int, scale: float, skill: float, seed: int,
                      folds=(1, 2, 3, 4, 5), test_subjects=SUBJECTS["test"],
                      samples_per_video: int = 6, nan_rate: float = 0.0) -> Path:
-    """Write ``<root>/<model>_T<T>_s<scale>/fold<k>/scores_val.csv``, ``full/scores_test.csv``
-    and the validation thresholds of ``full/selection.json``."""
+    """Write ``<root>/<model>_T<T>_s<scale>/full/``: the pooled validation scores of the
+    folds (``scores_val.csv``), ``scores_test.csv`` and ``selection.json`` with its
+    validation thresholds and each fold's subjects, as model selection saves them."""
     rng = np.random.default_rng(seed)
     d = Path(root) / grammar.exp_name(model, T, scale)
-    for k in folds:
-        write_scores(d / f"fold{k}" / "scores_val.csv",
-                     synthetic_rows(CASIA_FOLDS[k - 1], skill, samples_per_video, rng, nan_rate),
-                     split="train")
+    val = [synthetic_rows(CASIA_FOLDS[k - 1], skill, samples_per_video, rng, nan_rate) for k in folds]
+    write_scores(d / "full" / "scores_val.csv", [r for f in val for r in f], split="train")
     write_scores(d / "full" / "scores_test.csv",
                  synthetic_rows(test_subjects, skill, samples_per_video, rng, nan_rate), split="test")
     # What model selection saves beside the full run (scripts/selection.py).
-    write_json_atomic(d / "full" / "selection.json", {"thresholds": validation_thresholds(
-        [d / f"fold{k}" / "scores_val.csv" for k in folds])})
+    write_json_atomic(d / "full" / "selection.json", {
+        "thresholds": validation_thresholds(val),
+        "fold_clients": {f"fold{k}": [f"casia/{s}" for s in CASIA_FOLDS[k - 1]] for k in folds}})
     write_json_atomic(d / "full" / "fta.json", {"videos": []})   # nothing skipped
     return d
 

@@ -99,3 +99,54 @@ def test_full_runs_list_every_unscored_test_video(tiny_run):
         listed = {(e["subject"], e["stem"]) for e in fta["videos"] if e["windows_scored"] == 0}
         assert scored | listed == test and not scored & listed
         assert "FRR = FTA + FNMR (1 - FTA)" in fta["rule"]
+
+
+@pytest.mark.slow
+def test_preparation_records_each_test_videos_windows(tiny_run):
+    """OUT/<combo>/test_windows.json: every indexed test video, the windows it has with a
+    face in every frame, the windows built (= the test samples in the shards), and a
+    reason wherever fewer were built; the full run's fta.json is its shortfall."""
+    import h5py
+    from data_prep import hdf5_layout as L
+    videos = json.loads((tiny_run / "prep" / "videos.json").read_text())
+    rec = json.loads(L.test_windows_file(tiny_run / "prep", 1.8, 3).read_text())
+    assert [v["video"] for v in rec["videos"]] == [v["video"] for v in videos if v["split"] == "test"]
+    n = 0
+    for shard in L.read_list(L.list_file(tiny_run / "prep", 1.8, 3, "test")):
+        with h5py.File(shard) as f:
+            n += len(f["label"])
+    assert sum(v["windows_built"] for v in rec["videos"]) == n
+    for v in rec["videos"]:
+        assert v["windows_built"] <= v["windows_possible"]
+        assert (v["reason"] is None) == (0 < v["windows_built"] == v["windows_possible"])
+    fta = json.loads((tiny_run / "experiments" / "peephole_T3_s1.8" / "full" / "fta.json").read_text())
+    short = [v["video"] for v in rec["videos"] if v["reason"] is not None]
+    assert [e["video"] for e in fta["videos"]] == short
+
+
+def test_scoring_copies_the_record_and_refuses_a_stale_one(tmp_path):
+    from configs import grammar
+    from configs.errors import TrainingError
+    from data_prep import hdf5_layout as L
+    from scripts.runner import test_fta
+    exp = grammar.parse("peephole_T3_s1.8/full")
+    path = L.test_windows_file(tmp_path, 1.8, 3)
+    path.parent.mkdir(parents=True)
+    v = lambda video, stem, possible, built, reason: {   # noqa: E731
+        "video": video, "dataset": "casia", "subject": 3, "stem": stem,
+        "windows_possible": possible, "windows_built": built, "reason": reason}
+    path.write_text(json.dumps({"videos": [
+        v("test_release/3/1.avi", "1", 6, 6, None),
+        v("test_release/3/2.avi", "2", 6, 4, "windows without a face in all 3 frames"),
+        v("test_release/3/HR_1.avi", "HR_1", 0, 0, "no face found in any of 40 frames")]}))
+    meta = {"subject": np.array([3] * 10), "stem": np.array([b"1"] * 6 + [b"2"] * 4),
+            "dataset": np.array(["casia"] * 10)}
+    got = test_fta(tmp_path, exp, meta)
+    assert [(e["stem"], e["windows_scored"], e["missing"]) for e in got] == [("2", 4, 2), ("HR_1", 0, 1)]
+    assert got[1]["reason"] == "no face found in any of 40 frames"
+    meta["stem"][-1] = b"1"       # a window scored that the record does not know
+    with pytest.raises(TrainingError, match="disagree"):
+        test_fta(tmp_path, exp, meta)
+    path.unlink()
+    with pytest.raises(TrainingError, match="run data preparation again"):
+        test_fta(tmp_path, exp, meta)

@@ -25,6 +25,7 @@ caffe = pytest.importorskip("caffe", reason="pycaffe is not importable: run `mak
 from caffe.proto import caffe_pb2  # noqa: E402
 from google.protobuf import text_format  # noqa: E402
 
+from configs.schedule import Schedule
 from configs import load_config  # noqa: E402
 from prototxt import generate as G  # noqa: E402
 
@@ -628,7 +629,8 @@ def test_caffe_train_command_line(tmp_path):
     (tmp_path / "snapshots").mkdir()
     G.write_text(tmp_path / "solver.prototxt",
                  G.solver_text(cfg, "lstm", 3, tv.relative_to(tmp_path), "snapshots/lstm_T3",
-                               max_iter=20, stepvalues=[10], test_iter=2, test_interval=10))
+                               Schedule.from_config(cfg, 20).replace(stepvalues=(10,)),
+                               test_iter=2, test_interval=10))
     res = subprocess.run([str(tool), "train", "--solver", "solver.prototxt"], cwd=tmp_path,
                          capture_output=True, text=True, timeout=300,
                          env=dict(os.environ, GLOG_minloglevel="0"))

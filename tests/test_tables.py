@@ -143,7 +143,7 @@ def test_make_tables_end_to_end(tmp_path, cfg):
         ours = {r["experiment"]: r for r in csv.DictReader(f) if r["source"] == "ours"}
     assert set(ours) == {"cnn_T1_s2.6", "peephole_T7_s2.2"}
     d = root / "cnn_T1_s2.6"
-    val = [r for k in range(1, 6) for r in scores.read_scores(d / f"fold{k}" / "scores_val.csv")]
+    val = scores.read_scores(d / "full" / "scores_val.csv")
     test = scores.read_scores(d / "full" / "scores_test.csv")
     vn = [r.score for r in val if r.label == 0]
     vp = [r.score for r in val if r.label == 1]

@@ -45,17 +45,28 @@ def _curve(path: Path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+def _tree_state(d: Path) -> set:
+    """(path, size, mtime_ns, bytes hash) of every file under ``d``."""
+    import hashlib
+    return {(str(p), p.stat().st_size, p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+            for p in d.rglob("*") if p.is_file()}
+
+
 def test_folds_selection_full_and_scores(prepped):
     run = prepped
     for k in (1, 2):
         _train(run, f"cnn_T1_s1.8/fold{k}")
-    _train(run, "cnn_T1_s1.8/full")
     exp = run / "experiments" / "cnn_T1_s1.8"
+    before = _tree_state(exp / "fold1") | _tree_state(exp / "fold2")
+    _train(run, "cnn_T1_s1.8/full")
+    # model selection reads the fold folders and writes nothing into them
+    assert _tree_state(exp / "fold1") | _tree_state(exp / "fold2") == before
     for k in (1, 2):
         d = exp / f"fold{k}"
         for name in ("config.yaml", "train_val.prototxt", "deploy.prototxt", "solver.prototxt",
-                     "caffe.log", "curve.csv", "curve.png", "scores_val.csv", "model.caffemodel", "DONE"):
+                     "caffe.log", "curve.csv", "curve.png", "val_scores.npz", "model.caffemodel", "DONE"):
             assert (d / name).is_file(), name
+        assert not (d / "scores_val.csv").exists()
         assert "Iteration" in (d / "caffe.log").read_text() or "Solver" in (d / "caffe.log").read_text()
     sel = json.loads((exp / "full" / "selection.json").read_text())
     # validation points of the tiny solver: every 20 iterations up to 40
@@ -75,10 +86,15 @@ def test_folds_selection_full_and_scores(prepped):
             n_test += len(f["label"])
     assert len(rows) == n_test == done["test_samples"]
     assert all(0.0 <= r.score <= 1.0 for r in rows)
-    # the fold scores were rewritten at the selected iteration
-    z = np.load(exp / "fold1" / "val_scores.npz")
-    val = read_scores(exp / "fold1" / "scores_val.csv")
-    np.testing.assert_allclose([r.score for r in val], z[f"iter_{sel['iterations']}"], rtol=1e-6)
+    # full/scores_val.csv: the fold models' validation scores at the selected iteration,
+    # pooled fold by fold, each fold's subjects named in selection.json
+    val = read_scores(exp / "full" / "scores_val.csv")
+    at = [np.load(exp / f"fold{k}" / "val_scores.npz")[f"iter_{sel['iterations']}"] for k in (1, 2)]
+    np.testing.assert_array_equal([r.score for r in val], np.concatenate(at).astype(np.float64))
+    n1 = len(at[0])
+    assert {f"casia/{r.subject}" for r in val[:n1]} == set(sel["fold_clients"]["fold1"])
+    assert {f"casia/{r.subject}" for r in val[n1:]} == set(sel["fold_clients"]["fold2"])
+    assert not set(sel["fold_clients"]["fold1"]) & set(sel["fold_clients"]["fold2"])
     # a finished experiment is skipped
     t = time.time()
     out = _train(run, "cnn_T1_s1.8/full")
@@ -135,7 +151,7 @@ def _resume_and_compare(run: Path, ref: Path, killed_after: int) -> int:
     assert iters[-1] == 400
     done = json.loads((d / "DONE").read_text())
     assert done["train"]["resumed_from"] == resumed_at
-    for name in ("model.caffemodel", "scores_val.csv", "curve.csv"):
+    for name in ("model.caffemodel", "curve.csv"):
         assert (d / name).read_bytes() == (ref / name).read_bytes(), name
     a, b = np.load(d / "val_scores.npz"), np.load(ref / "val_scores.npz")
     assert sorted(a.files) == sorted(b.files)

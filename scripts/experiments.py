@@ -14,10 +14,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from configs import grammar
-from configs.errors import UserError, report
+from configs import errors, grammar
 
 
+@errors.cli
 def main(argv=None) -> int:
     from configs import load_experiment_config
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -27,10 +27,7 @@ def main(argv=None) -> int:
     ap.add_argument("--of", choices=("table1", "sweep", "all"), default="all",
                     help="with combos: the experiments whose (scale, T) are listed")
     a = ap.parse_args(argv)
-    try:
-        cfg = load_experiment_config(a.config)
-    except UserError as e:
-        return report(e)
+    cfg = load_experiment_config(a.config)
     if a.what == "folds":
         print(" ".join(str(k) for k in grammar.fold_ids(cfg)))
     elif a.what == "combos":

@@ -64,7 +64,7 @@ setup: $(VENV)/.setup-stamp ## build Caffe (cached), the venv, and check them
 # (CPU build, no GPU, no driver); gpu-check reports that itself and runs the CPU parts.
 ifneq ($(GPU),)
 ifeq ($(filter gpu-check,$(MAKECMDGOALS)),)
-	@$(PY) -m scripts.gpu --require $(GPU) || { echo "GPU=$(GPU): leave GPU= out to run on the CPU" >&2; exit 2; }
+	@$(PY) -m scripts.gpu --require $(GPU) || { rc=$$?; echo "GPU=$(GPU): leave GPU= out to run on the CPU" >&2; exit $$rc; }
 endif
 endif
 # Re-run when the pins or the script change, the cached Caffe build is gone, or the
@@ -278,10 +278,10 @@ bench: setup caffe-reference ## speed: patched vs unpatched Caffe training, pred
 
 # CUDA Caffe against the CPU on this machine's GPU $(GPU) (default 0): device query,
 # forward/backward agreement and throughput of the paper-size nets, and the demo's first
-# Table 1 experiment (fold 1) trained on both (scripts/gpu_check.py; exit 0 all passed,
-# 1 a check failed, 2 bad input, 3 no usable GPU: CPU parts only). Report:
-# runs/gpu-check/report.json (make itself then shows "Error 1/2/3"). Needs
-# `make setup CAFFE_GPU=1` for the GPU parts.
+# Table 1 experiment (fold 1) trained on both (scripts/gpu_check.py; exit codes from the
+# one table in configs/errors.py: 0 all passed, 1 a check failed, 2 bad input, 8 no usable
+# GPU: CPU parts only). Report: runs/gpu-check/report.json (make itself then shows
+# "Error 1/2/8"). Needs `make setup CAFFE_GPU=1` for the GPU parts.
 gpu-check: setup ## on a GPU machine: CUDA Caffe against the CPU (runs/gpu-check/report.json)
 	@$(MAKE) --no-print-directory prep CONFIG=configs/demo.yaml DATASET=$(SYNTH) RUN=runs/synth-demo GPU=
 	$(PY) -m scripts.gpu_check --gpu $(or $(GPU),0) --demo-config configs/demo.yaml --demo-run runs/synth-demo

@@ -9,11 +9,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from configs import ConfigError, dump_config, load_config
-from data_prep.index import DatasetError
-from data_prep.util import OutputError
+from configs import dump_config, errors, load_config
 
 
+@errors.cli(also=(ValueError, OSError))   # a library's, on a bad value or an unwritable path
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m data_prep", description=__doc__.split("\n\n")[1])
     ap.add_argument("--dataset", help="CASIA-FASD-layout root (default: dataset.root of the config)")
@@ -26,28 +25,21 @@ def main(argv=None) -> int:
                          "(default: every samples.scales x samples.seq_lengths)")
     ap.add_argument("--no-progress", action="store_true", help="no progress bars")
     a = ap.parse_args(argv)
-    try:
-        cfg = load_config(a.config, a.set)
-        root = a.dataset or cfg["dataset"]["root"]
-        if a.dataset:
-            cfg["dataset"]["root"] = a.dataset
-        from data_prep import pipeline
-        out = Path(a.out)
-        pipeline._check_out(out.resolve())
-        dump_config(cfg, out / "config.yaml")
-        only = None
-        if a.only:
-            try:
-                only = [(float(x.split(":")[0]), int(x.split(":")[1])) for x in a.only]
-            except (ValueError, IndexError):
-                raise ValueError(f"--only takes SCALE:T pairs such as 2.6:1 1.8:7, got {a.only}")
-        pipeline.run(cfg, root, out, progress=not a.no_progress, only=only)
-    except (ConfigError, DatasetError, OutputError, ValueError) as e:
-        print(f"data_prep: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
-        print(f"data_prep: error: {e}", file=sys.stderr)
-        return 2
+    cfg = load_config(a.config, a.set)
+    root = a.dataset or cfg["dataset"]["root"]
+    if a.dataset:
+        cfg["dataset"]["root"] = a.dataset
+    from data_prep import pipeline
+    out = Path(a.out)
+    pipeline._check_out(out.resolve())
+    dump_config(cfg, out / "config.yaml")
+    only = None
+    if a.only:
+        try:
+            only = [(float(x.split(":")[0]), int(x.split(":")[1])) for x in a.only]
+        except (ValueError, IndexError):
+            raise errors.UserError(f"--only takes SCALE:T pairs such as 2.6:1 1.8:7, got {a.only}") from None
+    pipeline.run(cfg, root, out, progress=not a.no_progress, only=only)
     return 0
 
 

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from configs import load_config
+from configs import errors, load_config
 from configs.files import write_json_atomic
 from data_prep import detect, index
 
@@ -89,6 +89,7 @@ def _build_cost(root: Path, jobs, tmp: Path, params: dict, workers: int, res: di
     res["hdf5_gb"] = round(out_bytes / 1e9, 2)
 
 
+@errors.cli
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m data_prep.bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("--dataset", default=None, help="CASIA-FASD-layout root (default dataset.root)")

@@ -8,10 +8,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from configs.errors import UserError
 from data_prep import casia
 
 
-class DatasetError(RuntimeError):
+class DatasetError(UserError, RuntimeError):
     """The data set tree is missing or unusable; the message names what is missing."""
 
 

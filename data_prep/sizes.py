@@ -16,6 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from configs import errors
 from data_prep import hdf5_layout as L
 from data_prep import shards
 
@@ -55,17 +56,14 @@ def table(size: int, per_sample: float, per_file: float, shard_mb: float = 256.0
     return out
 
 
+@errors.cli(also=(ValueError,))
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--prep", default="runs/synth-demo/prep",
                     help="a prepared folder to measure the per-sample overhead on")
     ap.add_argument("--size", type=int, default=128)
     a = ap.parse_args(argv)
-    try:
-        per_sample, per_file, nfiles = measured_overhead(Path(a.prep))
-    except ValueError as e:
-        print(f"data_prep.sizes: error: {e}", file=sys.stderr)
-        return 2
+    per_sample, per_file, nfiles = measured_overhead(Path(a.prep))
     print(f"measured on {nfiles} shards of {a.prep}: {per_sample:.1f} bytes per sample beyond the "
           f"pixels, {per_file / 1024:.1f} KiB per file")
     rows = table(a.size, per_sample, per_file)

@@ -75,6 +75,7 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 
+from configs import errors
 from configs.files import atomic_path, write_json_atomic
 from data_prep.casia import QUALITIES, SPLITS, STEMS, SUBJECTS, VIDEO_EXT
 from data_prep.util import file_sha256
@@ -99,10 +100,10 @@ def synth_params(cfg: dict, preset: str) -> dict:
     """Resolve the ``synth`` config section and one preset into flat parameters."""
     s = cfg["synth"]
     if preset not in s["presets"]:
-        raise SystemExit(f"unknown preset {preset!r}; choose from {sorted(s['presets'])}")
+        raise errors.UserError(f"unknown preset {preset!r}; choose from {sorted(s['presets'])}")
     p = s["presets"][preset]
     if s["cues"] not in CUES:
-        raise SystemExit(f"synth.cues: {s['cues']!r} is not one of {list(CUES)}")
+        raise errors.UserError(f"synth.cues: {s['cues']!r} is not one of {list(CUES)}")
     # synth.cues only enters the parameters (and the manifest) when it is not the natural
     # set's, so that a set made before the key existed is still recognised as up to date
     cues = {} if s["cues"] == "natural" else {"cues": s["cues"]}
@@ -787,8 +788,8 @@ def generate(params: dict, out: Path, workers: int = 2, force: bool = False,
     if man_path.exists():
         old = json.loads(man_path.read_text())
         if old.get("params") != _manifest_params(params) and not force:
-            raise SystemExit(f"{out} holds a synthetic set made with other parameters "
-                             f"(see {man_path}); choose another --out or pass --force")
+            raise errors.UserError(f"{out} holds a synthetic set made with other parameters "
+                                   f"(see {man_path}); choose another --out or pass --force")
         if force and old.get("params") != _manifest_params(params):
             for rel in old.get("files", {}):
                 (out / rel).unlink(missing_ok=True)
@@ -869,6 +870,7 @@ def _du(root: Path) -> int:
     return sum(p.stat().st_size for p in Path(root).rglob("*") if p.is_file())
 
 
+@errors.cli
 def main(argv: list[str] | None = None) -> int:
     from configs import load_config
     ap = argparse.ArgumentParser(prog="python -m data_prep.synth", description=__doc__.split("\n\n")[0])

@@ -30,6 +30,7 @@ import sys
 import time
 from pathlib import Path
 
+from configs import errors
 from configs.files import write_json_atomic
 from data_prep import datasets, synth
 from data_prep.casia import StemInfo
@@ -58,7 +59,7 @@ IDENTITIES = [("train", k) for k in range(1, 21)] + [("test", k) for k in range(
 def layout_params(cfg: dict, name: str) -> dict:
     """synth.py's parameters for one layout, with its clients, frames and sizes."""
     if name not in LAYOUTS:
-        raise SystemExit(f"unknown layout {name!r}; choose from {list(LAYOUTS)}")
+        raise errors.UserError(f"unknown layout {name!r}; choose from {list(LAYOUTS)}")
     lay = cfg["synth"]["layouts"][name]
     p = synth.synth_params(cfg, "mini")
     p.update(preset=f"layout-{name}", layout=name, seed=int(cfg["seed"]) + SEED_SALT[name],
@@ -100,8 +101,8 @@ def generate(params: dict, out: Path, workers: int = 2, progress: bool = True) -
     out = Path(out)
     man = out / synth.MANIFEST
     if man.exists() and json.loads(man.read_text()).get("params") != params:
-        raise SystemExit(f"{out} holds a synthetic set made with other parameters "
-                         f"(see {man}); choose another --out or delete it")
+        raise errors.UserError(f"{out} holds a synthetic set made with other parameters "
+                               f"(see {man}); choose another --out or delete it")
     out.mkdir(parents=True, exist_ok=True)
     synth.face_assignment(params["seed"])      # once here, inherited by forked workers
     files = synth.render_all(render, _jobs(params, out), workers, progress,
@@ -112,6 +113,7 @@ def generate(params: dict, out: Path, workers: int = 2, progress: bool = True) -
     return manifest
 
 
+@errors.cli
 def main(argv=None) -> int:
     from configs import load_config
     ap = argparse.ArgumentParser(prog="python -m data_prep.synth_layouts",

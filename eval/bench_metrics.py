@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from configs import errors
 from eval import metrics
 from eval.bootstrap import subject_bootstrap
 
@@ -24,6 +25,7 @@ def _best(fn, repeat):
     return best
 
 
+@errors.cli
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=1_000_000)

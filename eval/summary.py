@@ -12,8 +12,10 @@ import csv
 import sys
 from pathlib import Path
 
+from configs import errors
 
-class SummaryError(Exception):
+
+class SummaryError(errors.UserError):
     """A tables folder without the files eval/tables.py writes."""
 
 
@@ -117,6 +119,7 @@ def summary(tables: Path) -> str:
     return "\n".join(lines)
 
 
+@errors.cli
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m eval.summary", description=__doc__.split("\n")[0])
     ap.add_argument("tables", help="the folder eval.tables wrote (RUN/tables)")
@@ -125,8 +128,7 @@ def main(argv=None) -> int:
         print(summary(Path(a.tables)))
     except (SummaryError, KeyError, ValueError) as e:
         what = f"a column named {e} is missing" if isinstance(e, KeyError) else str(e)
-        print(f"eval.summary: error: {a.tables}: {what}", file=sys.stderr)
-        return 2
+        raise SummaryError(f"{a.tables}: {what}") from None
     return 0
 
 

@@ -60,7 +60,7 @@ from typing import Optional
 
 import numpy as np
 
-from configs import grammar, load_config
+from configs import errors, grammar, load_config
 from configs.files import write_text_atomic
 from data_prep.casia import ATTACK_TYPES, GENUINE
 from eval import figures, metrics, paper_results
@@ -618,6 +618,7 @@ def run(results_dir, out_dir, level: Optional[str] = None, cfg: Optional[dict] =
     return written
 
 
+@errors.cli(also=(FileNotFoundError, ValueError))
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m eval.tables", description=__doc__.split("\n")[0])
     ap.add_argument("--results", required=True, help="folder of <model>_T<T>_s<scale> experiments")
@@ -630,11 +631,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     cfg = load_config(a.config, a.overrides)
     print("eval config:", {"seed": cfg["seed"], **cfg["eval"]})
-    try:
-        run(a.results, a.out, a.level, cfg, a.note)
-    except (FileNotFoundError, ValueError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    run(a.results, a.out, a.level, cfg, a.note)
     return 0
 
 

@@ -23,6 +23,7 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
+from configs import errors
 from configs.errors import UserError
 
 CHANCE_MIN = 35.0     # %: a model at chance (50 in expectation, a few points of spread)
@@ -167,21 +168,18 @@ def _figure(rows: list[dict], path: Path) -> Path:
     return path
 
 
+@errors.cli
 def main(argv=None) -> int:
-    from configs.errors import report
     ap = argparse.ArgumentParser(prog="python -m eval.validate", description=__doc__.splitlines()[0])
     ap.add_argument("--runs", nargs=len(CUES), required=True, type=Path,
                     metavar="RUN", help=f"the run folders of the sets {', '.join(CUES)}, in that order")
     ap.add_argument("--out", required=True, type=Path, help="folder for validate.md/.csv/.png")
     a = ap.parse_args(argv)
-    try:
-        rows = verdicts(dict(zip(CUES, a.runs)))
-    except UserError as e:
-        return report(e)
+    rows = verdicts(dict(zip(CUES, a.runs)))
     print("\n".join(lines(rows)))
     for p in write(rows, a.out):
         print(f"wrote {p}")
-    return 0 if all(r["result"] == "PASS" for r in rows) else 1
+    return errors.EXIT_OK if all(r["result"] == "PASS" for r in rows) else errors.EXIT_FAILED
 
 
 if __name__ == "__main__":

@@ -48,6 +48,7 @@ from caffe import layers as L, params as P
 from caffe.proto import caffe_pb2
 from google.protobuf import text_format
 
+from configs import errors
 from configs.files import write_text_atomic
 from configs.grammar import MODELS, check_model, model_name, scale_dir  # noqa: F401
 
@@ -559,6 +560,7 @@ def draw_figures(cfg: dict, out_dir=REPO / "docs" / "figures", rankdir: str = "T
     return paths
 
 
+@errors.cli
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--config", default=None, help="config file (default: configs/default.yaml)")

@@ -30,6 +30,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from configs import errors
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "paper-check.yaml"
 VARIANTS = {
@@ -64,7 +66,9 @@ def train(variant: str, experiment: str, iters: int, base_run: Path, out: Path) 
     d = run / "experiments" / experiment
     if not (d / "DONE").exists():
         print(f"== {variant}: {' '.join(sets)}", flush=True)
-        subprocess.run(cmd, cwd=ROOT, check=True)
+        rc = subprocess.run(cmd, cwd=ROOT).returncode
+        if rc:
+            raise errors.SubcommandFailed(f"{variant}: scripts.train {experiment} exited {rc}", rc)
     return d
 
 
@@ -96,6 +100,7 @@ def write_report(results: dict[str, dict], out: Path, experiment: str, iters: in
     return md
 
 
+@errors.cli
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--experiment", default="peephole_T7_s1.8/fold1")
@@ -112,13 +117,10 @@ def main(argv=None) -> int:
         names = [n for n in names if n not in LSTM_ONLY]   # the CNN has no LSTM gates
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
-        print(f"scripts.ablations: unknown variant(s) {unknown}; choose from {list(VARIANTS)}",
-              file=sys.stderr)
-        return 2
+        raise errors.UserError(f"unknown variant(s) {unknown}; choose from {list(VARIANTS)}")
     if not (a.base_run / "prep").is_dir():
-        print(f"scripts.ablations: {a.base_run}/prep not found: run `make paper-check` first "
-              f"(it prepares the data these runs share)", file=sys.stderr)
-        return 2
+        raise errors.UserError(f"{a.base_run}/prep not found: run `make paper-check` first "
+                               f"(it prepares the data these runs share)")
     out = a.out / a.experiment.replace("/", "_")
     dirs = {n: train(n, a.experiment, a.iters, a.base_run, out) for n in names}
     from scripts.curves import plot

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from configs import errors
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -191,6 +193,7 @@ def _print_layers(ref: dict, new: dict, top: int = 8) -> None:
     print(f"  {'all layers':<14}{total_r:>13.1f}{'':>7}{total_n:>12.1f}")
 
 
+@errors.cli
 def main(argv=None) -> int:
     from configs import load_config
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

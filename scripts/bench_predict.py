@@ -28,7 +28,7 @@ import cv2
 import numpy as np
 import yaml
 
-from configs import grammar
+from configs import errors, grammar
 
 MODELS = (("cnn", 1, 2.6), ("peephole", 7, 1.8), ("lstm", 7, 1.8))
 
@@ -104,6 +104,7 @@ def live(video: Path, models: list) -> None:
           "net ms per window (latency is not shown: frames sent as fast as read wait in the queue)")
 
 
+@errors.cli
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=300)

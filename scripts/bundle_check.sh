@@ -24,9 +24,11 @@
 # trained by `caffe train` on each, `caffe time` frames/s and a `caffe train` run's
 # frames/s on each.
 #
-# Exit codes: 0 every check ran on the GPU and passed; 1 a check failed; 2 bad input or
-# a machine the bundle cannot run on (a library missing); 3 no usable GPU:
-# the CPU parts ran and passed, the GPU parts were skipped.
+# Exit codes (the project's table, configs/errors.py): 0 every check ran on the GPU and
+# passed; 1 a check failed; 2 bad command line or an incomplete bundle; 7 Caffe cannot
+# load here (a library missing, a CPU without the instruction sets it was built for);
+# 8 no usable GPU: the CPU parts ran and passed, the GPU parts were skipped.
+EXIT_BACKEND=7 EXIT_NO_GPU=8
 set -u
 B=$(cd "$(dirname "$0")" && pwd -P)
 OUT=./caffe-check
@@ -65,7 +67,7 @@ line() {  # name verdict figures...
   [ "$ln_verdict" != FAIL ] || FAILS=$((FAILS + 1))
 }
 finish() {  # exit code
-  line total "$([ "$1" = 0 ] || [ "$1" = 3 ] && echo pass || echo FAIL)" \
+  line total "$([ "$1" = 0 ] || [ "$1" = $EXIT_NO_GPU ] && echo pass || echo FAIL)" \
     "$(( $(date +%s) - T0 )) s, exit code $1 ($BUNDLE_NAME, $SET nets)"
   mv "$REPORT.part" "$REPORT"
   echo "check.sh: report: $REPORT"
@@ -95,7 +97,7 @@ if [ -n "$CPU_FLAGS" ] && [ -r /proc/cpuinfo ]; then
   for f in $CPU_FLAGS; do case "$have_flags" in *" $f "*) ;; *) lack="$lack $f" ;; esac; done
   if [ -n "$lack" ]; then
     line cpu FAIL "this CPU lacks$lack, which the bundle's code was compiled for ($CPU_FLAGS): build the bundle with CAFFE_CXXFLAGS= (no -march)"
-    finish 2
+    finish $EXIT_BACKEND
   fi
   line cpu pass "has the instruction sets the bundle was compiled for ($CPU_FLAGS)"
 fi
@@ -107,7 +109,7 @@ if [ "${BUNDLE_SYSTEM_LOADER:-0}" = 1 ]; then
   if [ -n "$have" ] && awk -v h="$have" -v n="$GLIBC_MIN" 'BEGIN { split(h, a, "."); split(n, b, ".");
        exit !(a[1] < b[1] || (a[1] == b[1] && a[2] + 0 < b[2] + 0)) }'; then
     line glibc FAIL "BUNDLE_SYSTEM_LOADER=1: this machine has glibc $have, the bundle's binaries need $GLIBC_MIN; unset BUNDLE_SYSTEM_LOADER to use the bundle's glibc $GLIBC"
-    finish 2
+    finish $EXIT_BACKEND
   fi
   line glibc pass "the machine's glibc ${have:-unknown} (BUNDLE_SYSTEM_LOADER=1), the binaries need >= $GLIBC_MIN"
 else
@@ -133,7 +135,7 @@ drv=$(ldconfig -p 2>/dev/null | awk '$1 == "libcuda.so.1" && /x86-64/ {print $NF
 # Every library of every binary: inside the bundle, or CUDA's from the places above.
 if [ "${BUNDLE_SYSTEM_LOADER:-0}" = 1 ]; then
   LDD=$(command -v ldd || true)
-  [ -n "$LDD" ] || { line libraries FAIL "BUNDLE_SYSTEM_LOADER=1 and no ldd on this machine"; finish 2; }
+  [ -n "$LDD" ] || { line libraries FAIL "BUNDLE_SYSTEM_LOADER=1 and no ldd on this machine"; finish $EXIT_BACKEND; }
   list() { "$LDD" "$1"; }
 else
   # what ldd does, with the bundle's loader: it lists missing libraries as "not found"
@@ -159,11 +161,11 @@ done
 dedup() { printf '%s\n' $1 | sort -u | tr '\n' ' '; }
 if [ -n "$missing$outside" ]; then
   line libraries FAIL "$n files; not found: $(dedup "$missing"); outside the bundle: $(dedup "$outside")"
-  finish 2
+  finish $EXIT_BACKEND
 fi
 if [ -n "$cuda_missing" ]; then
   line libraries FAIL "CUDA libraries not found: $(dedup "$cuda_missing"). Pass --python-env DIR (an environment with the nvidia-cuda-runtime, nvidia-cublas and nvidia-curand wheels), --cuda-libs DIRS, or set CUDA_HOME"
-  finish 2
+  finish $EXIT_BACKEND
 fi
 line libraries pass "$n files, every library in the bundle's lib/${cuda_found:+, CUDA: $(dedup "$cuda_found")}"
 
@@ -285,5 +287,5 @@ check_speed() {  # a real caffe train run (SGD with dropout), its own iter/s
 
 for m in $MODELS; do check_net "$m"; done
 [ $FAILS = 0 ] || finish 1
-[ $GPU_OK = 1 ] || finish 3
+[ $GPU_OK = 1 ] || finish $EXIT_NO_GPU
 finish 0

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from configs import errors
 from configs.files import atomic_path
 from scripts.bench import ROOT, build_env, paper_nets, reference_build  # noqa: F401 (reference_build: for callers)
 
@@ -95,6 +96,7 @@ def run_dump(prefix: Path, out: Path, threads: int, **kw) -> None:
         raise RuntimeError(f"dump under {prefix} failed:\n{r.stderr[-3000:]}")
 
 
+@errors.cli
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = ap.add_subparsers(dest="cmd", required=True)

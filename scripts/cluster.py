@@ -5,16 +5,18 @@
         [--dry-run] [--force]
 
 Thin command line; the jobs, their scripts and the defaults are in scripts/slurm.py.
-Exit codes: 0 submitted (or dry run), 2 bad input or sbatch failed.
+Exit codes (the table in configs/errors.py): 0 submitted (or dry run), 2 bad input or
+sbatch failed, 8 a GPU asked for (--gres gpu:...) with the CPU build of Caffe.
 """
 from __future__ import annotations
 
 import argparse
-import sys
 
+from configs import errors
 from scripts import slurm
 
 
+@errors.cli
 def main(argv=None) -> int:
     d = slurm.SlurmOptions()
     ap = argparse.ArgumentParser(prog="python -m scripts.cluster", description=__doc__.splitlines()[0])
@@ -37,12 +39,8 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     opts = slurm.SlurmOptions(partition=a.partition, gres=a.gres, time=a.time, mem=a.mem, cpus=a.cpus,
                               array_limit=a.array_limit, job_name=a.job_name, extra=a.sbatch_arg)
-    try:
-        plan = slurm.make_plan(a.config, a.dataset, a.run)
-        slurm.submit(plan, opts, dry_run=a.dry_run, force=a.force)
-    except slurm.SlurmError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    plan = slurm.make_plan(a.config, a.dataset, a.run)
+    slurm.submit(plan, opts, dry_run=a.dry_run, force=a.force)
     return 0
 
 

@@ -18,11 +18,10 @@ import argparse
 import json
 import os
 import shutil
-import sys
 from pathlib import Path
 
-from configs import dump_config, grammar
-from configs.errors import UserError, report
+from configs import dump_config, errors, grammar
+from configs.errors import UserError
 from configs.files import write_json_atomic, write_text_atomic
 from data_prep import datasets
 from data_prep import hdf5_layout as L
@@ -123,6 +122,7 @@ def score_dev(cfg: dict, run: Path) -> None:
         write_scores(d / "scores_dev.csv", score_rows(s, meta), split="dev")
 
 
+@errors.cli(also=(ValueError, FileNotFoundError))
 def main(argv=None) -> int:
     from configs import load_experiment_config
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -134,22 +134,16 @@ def main(argv=None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     a = ap.parse_args(argv)
     os.environ.setdefault("GLOG_minloglevel", "2")   # Caffe's net-setup log, before import
-    try:
-        cfg = load_experiment_config(a.config, a.set)
-        run = Path(a.run)
-        if a.what == "prepare":
-            for n in a.train + [a.test]:
-                datasets.check_name(n)
-            prepare(cfg, a.train, a.test, run)
-        else:
-            from eval import cross
-            score_dev(cfg, run)
-            cross.write_table(cfg, run)
-    except (UserError, ValueError, FileNotFoundError) as e:
-        if isinstance(e, UserError):
-            return report(e)
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cfg = load_experiment_config(a.config, a.set)
+    run = Path(a.run)
+    if a.what == "prepare":
+        for n in a.train + [a.test]:
+            datasets.check_name(n)
+        prepare(cfg, a.train, a.test, run)
+    else:
+        from eval import cross
+        score_dev(cfg, run)
+        cross.write_table(cfg, run)
     return 0
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from configs import errors
 from configs.files import atomic_path, save_figure_atomic
 
 
@@ -117,6 +118,7 @@ def plot(runs: list[tuple[str, Path]], out: Path, title: str = "", max_iter: int
     save_figure(fig, Path(out))
 
 
+@errors.cli(also=(FileNotFoundError,))
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", nargs="+", metavar="LABEL=EXPERIMENT_DIR")
@@ -127,14 +129,9 @@ def main(argv=None) -> int:
     for x in a.runs:
         label, sep, d = x.partition("=")
         if not sep or not Path(d).is_dir():
-            print(f"scripts.curves: {x!r}: expected LABEL=EXPERIMENT_DIR with an existing folder", file=sys.stderr)
-            return 2
+            raise errors.UserError(f"{x!r}: expected LABEL=EXPERIMENT_DIR with an existing folder")
         runs.append((label, Path(d)))
-    try:
-        plot(runs, Path(a.out), a.title)
-    except FileNotFoundError as e:
-        print(f"scripts.curves: {e}", file=sys.stderr)
-        return 2
+    plot(runs, Path(a.out), a.title)
     print(a.out)
     return 0
 

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
+from configs import errors
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "configs" / "demo.yaml"
 QUALIFY = 0.8
@@ -96,9 +98,10 @@ def train(regime: str, specs: list[str], base_run: Path, out: Path, jobs: int) -
         procs.append(subprocess.Popen([sys.executable, "-m", "scripts.train", "--config", str(CONFIG),
                                        "--run", str(run), "--experiment", spec, *sets],
                                       cwd=ROOT, env=env))
-    bad = [p.args[-1 - len(sets)] for p in procs if p.wait()]
-    if bad:
-        raise SystemExit(f"scripts.demo_regimes: fold runs failed under {regime}: {bad}")
+    failed = [(p.args[-1 - len(sets)], p.returncode) for p in procs if p.wait()]
+    if failed:
+        raise errors.SubcommandFailed(f"fold runs failed under {regime} (spec, exit code): {failed}",
+                                      failed[0][1])
     return run
 
 
@@ -191,6 +194,7 @@ def figure(result: dict, names: list[str], out: Path) -> Path:
     return out / "regimes.png"
 
 
+@errors.cli
 def main(argv=None) -> int:
     from configs import grammar, load_experiment_config
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -204,9 +208,8 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
     names_r = a.regimes.split(",")
     if [r for r in names_r if r not in REGIMES] or not (a.base_run / "prep").is_dir():
-        print(f"scripts.demo_regimes: regimes from {list(REGIMES)}, and {a.base_run}/prep must "
-              f"exist (run `make demo` first)", file=sys.stderr)
-        return 2
+        raise errors.UserError(f"regimes from {list(REGIMES)}, and {a.base_run}/prep must "
+                               f"exist (run `make demo` first)")
     cfg = load_experiment_config(str(CONFIG), [])
     specs = _folds(cfg)
     only = [x for x in a.only.split(",") if x]

@@ -22,8 +22,8 @@ import os
 import shlex
 from pathlib import Path
 
-from configs import config_files, grammar
-from configs.errors import UserError, report
+from configs import config_files, errors, grammar
+from configs.errors import UserError
 
 LISTS = ("table1", "sweep", "all")
 
@@ -93,6 +93,7 @@ def plan_text(cfg: dict, config: str, run: str | Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+@errors.cli
 def main(argv=None) -> int:
     from configs import load_experiment_config
     from configs.files import write_text_atomic
@@ -102,19 +103,16 @@ def main(argv=None) -> int:
     ap.add_argument("--run", required=True, help="the run folder (no spaces: make names its files)")
     ap.add_argument("--out", help="where to write the plan (default RUN/experiments.mk; - for stdout)")
     a = ap.parse_args(argv)
-    try:
-        if " " in a.run:
-            raise UserError(f"--run {a.run!r} holds a space: make cannot name its targets with spaces")
-        cfg = load_experiment_config(a.config)
-        text = plan_text(cfg, a.config, a.run)
-        if a.out == "-":
-            print(text, end="")
-        else:
-            out = Path(a.out) if a.out else grammar.RunLayout(a.run).plan
-            out.parent.mkdir(parents=True, exist_ok=True)
-            write_text_atomic(out, text)
-    except UserError as e:
-        return report(e)
+    if " " in a.run:
+        raise UserError(f"--run {a.run!r} holds a space: make cannot name its targets with spaces")
+    cfg = load_experiment_config(a.config)
+    text = plan_text(cfg, a.config, a.run)
+    if a.out == "-":
+        print(text, end="")
+    else:
+        out = Path(a.out) if a.out else grammar.RunLayout(a.run).plan
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(out, text)
     return 0
 
 

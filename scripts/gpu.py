@@ -26,13 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
-from configs.errors import UserError
+from configs import errors
+from configs.errors import GPUUnavailable  # noqa: F401  (raised by require_gpu)
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-class GPUUnavailable(UserError, RuntimeError):
-    """No usable GPU for Caffe; the message says why and what to do."""
 
 
 # ---------------------------------------------------------------- probing
@@ -85,17 +82,15 @@ def require_gpu(gpu: int) -> None:
         raise GPUUnavailable(f"cannot run Caffe on GPU {gpu}: {st['reason']}")
 
 
+@errors.cli
 def main(argv=None) -> int:
-    """``python -m scripts.gpu --require N``: exit 0 when GPU N is usable, else 2 + why."""
+    """``python -m scripts.gpu --require N``: exit 0 when GPU N is usable, else
+    ``errors.EXIT_NO_GPU`` and why."""
     import argparse
     ap = argparse.ArgumentParser(description="Is a GPU usable by this Caffe build?")
     ap.add_argument("--require", type=int, required=True, metavar="GPU_ID")
     a = ap.parse_args(argv)
-    try:
-        require_gpu(a.require)
-    except GPUUnavailable as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    require_gpu(a.require)
     return 0
 
 
@@ -248,4 +243,4 @@ def train_compare(config: str, run_root: Path, prep: Path, experiment: str, gpu:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    raise SystemExit(main())

@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from configs import errors
 from configs.errors import UserError
 from configs.files import atomic_path, write_text_atomic
 
@@ -422,6 +423,7 @@ def build_bundle(prefix: Path, out: Path | None, config: str | None) -> Path:
     return out
 
 
+@errors.cli
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     g = ap.add_mutually_exclusive_group()
@@ -434,15 +436,11 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, help="the tarball (default dist/<bundle name>.tar.gz)")
     ap.add_argument("--config", default="configs/paper.yaml", help="config of the nets (paper)")
     a = ap.parse_args(argv)
-    try:
-        if a.prefix:
-            prefix = a.prefix.resolve()
-        else:
-            prefix = build_prefix(None if a.cpu else (a.cuda or "13"), a.arch, a.ptx)
-        out = build_bundle(prefix, a.out, a.config)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
+    if a.prefix:
+        prefix = a.prefix.resolve()
+    else:
+        prefix = build_prefix(None if a.cpu else (a.cuda or "13"), a.arch, a.ptx)
+    out = build_bundle(prefix, a.out, a.config)
     with tarfile.open(out) as tar:
         top = tar.next().name.split("/")[0]
     print(f"[gpu-bundle] {out} ({out.stat().st_size / 2**20:.1f} MiB); on the target machine: "

@@ -13,9 +13,9 @@ Prints, and writes as JSON (atomically, to --out):
 Without a usable GPU (a CPU-only machine, or the CPU build of Caffe) the CPU side of
 every part runs and the GPU side is reported as "no GPU: skipped".
 
-Exit codes: 0 every check ran on the GPU and passed; 1 a check failed; 2 bad input or
-setup (e.g. no prepared demo data); 3 no usable GPU: the CPU parts ran and passed, the
-GPU parts were skipped (the report says why).
+Exit codes (the table in configs/errors.py): 0 every check ran on the GPU and passed; 1 a
+check failed; 2 bad input or order of steps (e.g. no prepared demo data); 8 no usable GPU:
+the CPU parts ran and passed, the GPU parts were skipped (the report says why).
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ import sys
 import time
 from pathlib import Path
 
+from configs import errors
 from configs.files import write_json_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,16 +112,17 @@ def _verdict(rep: dict, gpu, st: dict) -> tuple[int, str]:
     statuses = ([rep["device_query"]["status"]] + [r["status"] for r in rep["agreement"]]
                 + ([rep["training"]["status"]] if "training" in rep else []))
     if [s for s in statuses if s in ("FAIL", "failed")]:
-        return 1, "FAILED"
+        return errors.EXIT_FAILED, "FAILED"
     if gpu is None:
-        return 3, f"no usable GPU: CPU parts passed, GPU parts skipped ({st['reason']})"
-    return 0, "all checks passed on the GPU"
+        return errors.EXIT_NO_GPU, f"no usable GPU: CPU parts passed, GPU parts skipped ({st['reason']})"
+    return errors.EXIT_OK, "all checks passed on the GPU"
 
 
+@errors.cli
 def main(argv=None) -> int:
     a = _parser().parse_args(argv)
     os.environ.setdefault("GLOG_minloglevel", "2")
-    from configs import ConfigError, load_config
+    from configs import load_config
     from scripts import gpu as G
 
     t0 = time.time()
@@ -132,12 +134,8 @@ def main(argv=None) -> int:
            "caffe_build_flags": G.build_flags(), "gpu_id": a.gpu, "gpu_status": st}
     print(f"[gpu-check] Caffe: {rep['caffe_prefix']}")
     print(f"[gpu-check] GPU {a.gpu}: {'usable' if gpu is not None else 'not usable'} ({st['reason']})")
-    try:
-        cfg = load_config(a.config)
-        demo = load_config(a.demo_config)
-    except ConfigError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    cfg = load_config(a.config)
+    demo = load_config(a.demo_config)
     # 1. device query
     rep["device_query"] = G.device_query(gpu)
     dq = rep["device_query"]
@@ -149,9 +147,8 @@ def main(argv=None) -> int:
     if not a.skip_train:
         try:
             _training(G, demo, a, gpu, rep, out)
-        except FileNotFoundError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+        except FileNotFoundError as e:   # no prepared demo data: run make prep first
+            raise errors.UserError(str(e)) from None
     code, verdict = _verdict(rep, gpu, st)
     rep.update(exit_code=code, verdict=verdict, seconds=round(time.time() - t0, 1))
     _write_json(out, rep)

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from configs import grammar
+from configs import errors, grammar
 from data_prep import hdf5_layout as L
 
 
@@ -202,6 +202,7 @@ def _size(list_file: Path) -> int:
         return int(f[L.DATA].shape[-1])
 
 
+@errors.cli
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("train_val", nargs="?", help="an experiment's train_val.prototxt")
@@ -216,8 +217,7 @@ def main(argv=None) -> int:
     os.environ.setdefault("GLOG_minloglevel", "2")
     if a.bench:
         if not Path(a.bench).is_dir():
-            print(f"scripts.mixing: no prepared folder {a.bench} (run `make demo` first)", file=sys.stderr)
-            return 2
+            raise errors.UserError(f"no prepared folder {a.bench} (run `make demo` first)")
         bench(Path(a.bench), a.config, a.batches)
         return 0
     if not a.train_val:

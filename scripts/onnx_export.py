@@ -41,6 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
+from configs import errors
 from configs.errors import UserError
 from configs.files import atomic_path
 from scripts import onnx_run
@@ -401,6 +402,7 @@ def export(model_dir, out=None, n: int = 4) -> dict:
     return {"path": out, "parity": worst, "bytes": len(blob)}
 
 
+@errors.cli
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="python -m scripts.onnx_export",
                                  description=__doc__.splitlines()[0])
@@ -409,11 +411,7 @@ def main(argv=None) -> int:
     ap.add_argument("--out", help="where to write (default MODEL/model.onnx)")
     a = ap.parse_args(argv)
     os.environ.setdefault("GLOG_minloglevel", "2")
-    try:
-        r = export(a.model, a.out)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return int(e.exit_code)
+    r = export(a.model, a.out)
     print(f"wrote {r['path']} ({r['bytes'] / 1e6:.1f} MB, opset {OPSET}); ONNX Runtime vs Caffe "
           f"on random inputs: max relative difference of prob {r['parity']:.1e} "
           f"(<= {PARITY_RTOL:g})")

@@ -10,19 +10,20 @@ file as its frames arrive (scripts/stream.py): a line per window (its p(genuine)
 decision, the running decision, the frame rate it keeps up with), then the same decision
 as VIDEO would give. ``--json`` then prints one JSON object per line.
 
-Exit codes: 0 scored (whatever the decision), 2 bad command line, 3 video file not
-found, 4 video or source unreadable (cannot open, or zero frames decoded), 5 no face
-found (or no window of T frames with faces), 6 model folder not a finished experiment
-(no DONE, model.caffemodel, deploy.prototxt, config.yaml or threshold.json with its
-video_threshold), 7 backend cannot load (Caffe not importable: use --backend opencv;
-onnx: no model.onnx, run make onnx).
+Exit codes (the project's table, configs/errors.py): 0 scored (whatever the decision),
+2 bad command line, 3 video file not found, 4 video or source unreadable (cannot open,
+or zero frames decoded), 5 no face found (or no window of T frames with faces), 6 model
+folder not a finished experiment (no DONE, model.caffemodel, deploy.prototxt,
+config.yaml or threshold.json with its video_threshold), 7 backend cannot load (Caffe
+not importable: use --backend opencv; onnx: no model.onnx, run make onnx).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import sys
+
+from configs import errors
 
 
 def _parser():
@@ -53,6 +54,7 @@ def _parser():
     return ap
 
 
+@errors.cli
 def main(argv=None) -> int:
     ap = _parser()
     a = ap.parse_args(argv)
@@ -64,17 +66,12 @@ def main(argv=None) -> int:
         ap.error("--frames N (N >= 0) goes with --source")
     os.environ.setdefault("GLOG_minloglevel", "2")   # before Caffe is imported
     from scripts import predictor as P
-    try:
-        model = P.load_model(a.model)
-        if a.source is not None:
-            return _stream(a, model)
-        r = P.score_video(a.video, model, backend=a.backend, batch=a.batch,
-                          detect_mode=a.detect)
-        if a.annotate:
-            P.annotate(r, a.annotate)
-    except P.PredictError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.code
+    model = P.load_model(a.model)
+    if a.source is not None:
+        return _stream(a, model)
+    r = P.score_video(a.video, model, backend=a.backend, batch=a.batch, detect_mode=a.detect)
+    if a.annotate:
+        P.annotate(r, a.annotate)
     if a.json:
         d = r.to_json()
         if a.annotate:

@@ -28,27 +28,31 @@ import numpy as np
 import yaml
 
 from data_prep import detect, samples
-from configs import grammar
+from configs import errors, grammar
 from configs.errors import UserError
 from configs.files import atomic_path
 
 DECISION_RULE = ("GENUINE when the mean p(genuine) of the video's windows >= the video-level "
                  "threshold, else ATTACK")
 
-# Exit codes of ``python -m scripts.predict`` (one per kind of bad input).
-EXIT_OK = 0
-EXIT_USAGE = 2          # bad command line (argparse)
-EXIT_MISSING = 3        # the video file does not exist
-EXIT_UNREADABLE = 4     # the file cannot be opened or decodes to zero frames
-EXIT_NO_FACE = 5        # no face in any frame, or no window of T frames with faces
-EXIT_MODEL = 6          # the model folder is not a finished experiment
-EXIT_BACKEND = 7        # the chosen backend cannot load (e.g. Caffe not importable)
+# Exit codes of ``python -m scripts.predict`` (one per kind of bad input), from the
+# project's one table (configs/errors.py).
+EXIT_OK = errors.EXIT_OK
+EXIT_USAGE = errors.EXIT_USAGE              # bad command line (argparse), an unwritable --annotate
+EXIT_MISSING = errors.EXIT_MISSING          # the video file does not exist
+EXIT_UNREADABLE = errors.EXIT_UNREADABLE    # the file cannot be opened or decodes to zero frames
+EXIT_NO_FACE = errors.EXIT_NO_FACE          # no face in any frame, or no window of T frames with faces
+EXIT_MODEL = errors.EXIT_MODEL              # the model folder is not a finished experiment
+EXIT_BACKEND = errors.EXIT_BACKEND          # the chosen backend cannot load (e.g. Caffe not importable)
 
 
 class PredictError(UserError):
-    """Bad input; ``code`` (= ``exit_code``) is the exit code, the message says what to do."""
+    """Bad input; ``code`` (= ``exit_code``), one of the EXIT_* above, is the exit code,
+    the message says what to do."""
 
     def __init__(self, code: int, message: str):
+        if code not in errors.EXIT_CODES or code in (errors.EXIT_OK, errors.EXIT_FAILED):
+            raise ValueError(f"PredictError: exit code {code} is not an error of configs/errors.py")
         super().__init__(message)
         self.code = self.exit_code = code
 

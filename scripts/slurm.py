@@ -48,13 +48,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from configs import grammar
+from configs.errors import GPUUnavailable, UserError
 from configs.files import write_json_atomic, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 SYNTH = ROOT / "data" / "synth"
 
 
-class SlurmError(RuntimeError):
+class SlurmError(UserError, RuntimeError):
     """A problem the user can fix; the message says what and how."""
 
 
@@ -110,16 +111,12 @@ class Plan:
 
 def make_plan(config: str | Path, dataset: str | Path, run: str | Path, root: Path = ROOT) -> Plan:
     from configs import load_experiment_config
-    from configs.errors import UserError
     config, dataset, run = (Path(p).resolve() for p in (config, dataset, run))
     if not config.is_file():
         raise SlurmError(f"config not found: {config}")
     if dataset != SYNTH and not (dataset / "train_release").is_dir():
         raise SlurmError(f"DATASET={dataset} has no train_release/: point DATASET at a CASIA-FASD copy")
-    try:
-        cfg = load_experiment_config(str(config))
-    except UserError as e:
-        raise SlurmError(str(e)) from None
+    cfg = load_experiment_config(str(config))
     sweep = list(dict.fromkeys(grammar.sweep_names(cfg)))
     if not sweep:
         raise SlurmError(f"{config}: experiments.sweep_* gives no experiment to run")
@@ -275,9 +272,10 @@ def submit(plan: Plan, opts: SlurmOptions, dry_run: bool = False, force: bool = 
     """Write the scripts and submit them (or print the commands). Returns {key: job id}."""
     opts.check()
     if opts.uses_gpu and caffe_variant(plan.root) == "cpu" and not dry_run:
-        raise SlurmError(f"--gres {opts.gres} asks for a GPU, but this checkout's Caffe is the CPU build "
-                         f"({os.path.realpath(plan.root / '.venv' / 'bin' / 'caffe')}): every task would "
-                         "fail. Run `make setup CAFFE_GPU=1` first, or submit without SLURM_GRES")
+        raise GPUUnavailable(f"--gres {opts.gres} asks for a GPU, but this checkout's Caffe is the CPU "
+                             f"build ({os.path.realpath(plan.root / '.venv' / 'bin' / 'caffe')}): every "
+                             "task would fail. Run `make setup CAFFE_GPU=1` first, or submit without "
+                             "SLURM_GRES")
     done = [n for n in plan.sweep if n not in plan.todo]
     if done:
         log(f"skipping {len(done)} finished experiment(s): {' '.join(done)}")

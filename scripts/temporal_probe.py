@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from configs import grammar
+from configs import errors, grammar
 from configs.errors import UserError
 from configs.files import write_json_atomic, write_text_atomic
 from data_prep import hdf5_layout as layout
@@ -179,8 +179,8 @@ def plot(results: dict, path: Path) -> Path:
     return path
 
 
+@errors.cli
 def main(argv=None) -> int:
-    from configs.errors import report
     ap = argparse.ArgumentParser(prog="python -m scripts.temporal_probe",
                                  description=__doc__.splitlines()[0])
     ap.add_argument("--model", type=Path, help="RUN/experiments/<name>/full")
@@ -202,10 +202,7 @@ def main(argv=None) -> int:
         return 0
     if a.model is None:
         ap.error("--model is required (or --plot)")
-    try:
-        probe(a.model, a.out, a.seed)
-    except UserError as e:
-        return report(e)
+    probe(a.model, a.out, a.seed)
     return 0
 
 

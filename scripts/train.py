@@ -2,14 +2,16 @@
 
 Thin entry point; the work is in scripts/runner.py (experiment), scripts/trainer.py
 (the Caffe solver loop) and scripts/selection.py (model selection, §4.3).
-Exit codes come from the error's type (configs/errors.py): 0 done or already done,
-2 bad config or input, an unfinished fold, or --gpu N not usable (no CUDA build, no GPU),
-3 training diverged, 4 Caffe aborted (its reason, from caffe.log, is printed).
+Exit codes come from the error's type (the table in configs/errors.py): 0 done or already
+done, 2 bad config or input, or an unfinished fold, 8 --gpu N not usable (no CUDA build,
+no GPU), 9 training diverged, 10 Caffe aborted (its reason, from caffe.log, is printed).
 """
 from __future__ import annotations
 
 import argparse
 import sys
+
+from configs import errors
 
 
 def _supervise(argv) -> int:
@@ -27,9 +29,8 @@ def _supervise(argv) -> int:
         log = grammar.parse(a.experiment).dir(a.run) / "caffe.log"
         tail = [l for l in (log.read_text(errors="replace").splitlines() if log.exists() else [])
                 if l[:1] in "FE" or "Check failed" in l][-5:]
-        print(f"error: Caffe aborted ({signal.Signals(-rc).name}) in {a.experiment}; from {log}:\n  "
-              + "\n  ".join(tail or ["(no error lines in the log)"]), file=sys.stderr)
-        return 4
+        raise errors.CaffeAborted(f"Caffe aborted ({signal.Signals(-rc).name}) in {a.experiment}; "
+                                  f"from {log}:\n  " + "\n  ".join(tail or ["(no error lines in the log)"]))
     return rc
 
 
@@ -45,26 +46,20 @@ def _parser():
     return ap
 
 
+@errors.cli(also=(ValueError, FileNotFoundError))   # from a library, on a bad value or path
 def main(argv=None) -> int:
     import os
     from configs import load_experiment_config
-    from configs.errors import UserError, report
     argv = sys.argv[1:] if argv is None else list(argv)
     if not os.environ.get("LSTMCNN_TRAIN_CHILD"):
         return _supervise(argv)
     a = _parser().parse_args(argv)
     from scripts.gpu import require_gpu
-    try:
-        if a.gpu is not None:
-            require_gpu(a.gpu)  # before any output folder is made
-        cfg = load_experiment_config(a.config, a.set)
-        from scripts.runner import run_experiment
-        run_experiment(cfg, a.run, a.experiment, gpu=a.gpu)
-    except UserError as e:
-        return report(e)
-    except (ValueError, FileNotFoundError) as e:   # from a library, on a bad value or path
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    if a.gpu is not None:
+        require_gpu(a.gpu)  # before any output folder is made
+    cfg = load_experiment_config(a.config, a.set)
+    from scripts.runner import run_experiment
+    run_experiment(cfg, a.run, a.experiment, gpu=a.gpu)
     return 0
 
 

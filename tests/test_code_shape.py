@@ -13,7 +13,7 @@ MAX_LINES = 60
 
 def _sources(dirs=PACKAGES):
     for d in dirs:
-        yield from sorted((ROOT / d).glob("*.py"))
+        yield from sorted((ROOT / d).rglob("*.py"))
 
 
 def long_functions(paths, limit: int = MAX_LINES) -> list[str]:
@@ -102,3 +102,45 @@ def test_no_citation_of_outside_files_or_tracker_numbers():
             if pat.search(line):
                 hits.append(f"{p.relative_to(ROOT)}:{i}: {line.strip()}")
     assert hits == []
+
+
+# ---------------------------------------------------------------- scripts/ by role
+ROLES = ("training", "inference", "slurm", "diagnostics", "build")
+COMMAND_LINES = 130          # a command at scripts/' top level parses arguments and delegates
+
+
+def test_scripts_top_level_holds_only_commands():
+    """Every module at scripts/' top level is a command (a main() run under
+    ``__name__ == "__main__"``) and short; everything else sits in a role folder."""
+    top = sorted(p for p in (ROOT / "scripts").glob("*.py") if p.name != "__init__.py")
+    assert top, "no command at scripts/' top level"
+    for p in top:
+        text = p.read_text()
+        assert "def main(" in text or "import main" in text, f"{p.name}: not a command (no main)"
+        assert '__name__ == "__main__"' in text, f"{p.name}: not runnable with python -m"
+        assert len(text.splitlines()) <= COMMAND_LINES, f"{p.name}: {len(text.splitlines())} lines; logic goes in a role folder"
+    others = {p.name for p in (ROOT / "scripts").iterdir() if not p.name.startswith((".", "__"))} - {p.name for p in top}
+    assert others == set(ROLES), others
+
+
+def reaches(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for n in graph.get(todo.pop(), ()):
+            if n not in seen:
+                seen.add(n)
+                todo.append(n)
+    return seen
+
+
+def test_the_training_core_imports_no_diagnostic():
+    graph = import_graph()
+    training = [m for m in graph if m.startswith("scripts.training.")]
+    assert "scripts.training.trainer" in training and "scripts.training.runner" in training
+    for m in training + ["scripts.train"]:
+        bad = sorted(n for n in reaches(graph, m) if n.startswith("scripts.diagnostics."))
+        assert bad == [], f"{m} reaches {bad}"
+
+
+def test_the_reach_check_can_fail():
+    assert reaches({"a": {"b"}, "b": {"scripts.diagnostics.bench"}}, "a") == {"b", "scripts.diagnostics.bench"}

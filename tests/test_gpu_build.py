@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from configs import errors
+
 ROOT = Path(__file__).resolve().parents[1]
 VENV_PY = ROOT / ".venv" / "bin" / "python"
 CACHE = Path(os.environ.get("CAFFE_CACHE") or
@@ -109,27 +111,27 @@ print("cpu ok")
 
 @no_gpu
 def test_project_refuses_the_gpu_before_training(tmp_path):
-    """scripts.gpu says why; scripts.train --gpu exits 2 and makes no run folder."""
+    """scripts.gpu says why; scripts.train --gpu exits 8 (no usable GPU) and makes no run folder."""
     out = subprocess.run([str(VENV_PY), "-m", "scripts.gpu", "--require", "0"], cwd=ROOT,
                          env=_env(), capture_output=True, text=True, timeout=120)
-    assert out.returncode == 2 and "no usable CUDA GPU" in out.stderr, out.stderr
+    assert out.returncode == errors.EXIT_NO_GPU and "no usable CUDA GPU" in out.stderr, out.stderr
     run = tmp_path / "run"
     out = subprocess.run([str(VENV_PY), "-m", "scripts.train", "--config", "configs/demo.yaml",
                           "--run", str(run), "--experiment", "cnn_T1_s2.6/fold1", "--gpu", "0"],
                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=120)
-    assert out.returncode == 2, out.stderr[-2000:]
+    assert out.returncode == errors.EXIT_NO_GPU, out.stderr[-2000:]
     assert "no usable CUDA GPU" in out.stderr and not run.exists()
 
 
 @no_gpu
-def test_gpu_check_runs_the_cpu_side_and_exits_3(tmp_path):
-    """`make gpu-check`'s CLI without a GPU: CPU parts run, GPU parts skipped, exit 3."""
+def test_gpu_check_runs_the_cpu_side_and_exits_8(tmp_path):
+    """`make gpu-check`'s CLI without a GPU: CPU parts run, GPU parts skipped, exit 8."""
     import json
     rep = tmp_path / "report.json"
     out = subprocess.run([str(VENV_PY), "-m", "scripts.gpu_check", "--size", "16", "--models", "cnn",
                           "--cpu-iters", "1", "--skip-train", "--out", str(rep)],
                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
-    assert out.returncode == 3, out.stdout + out.stderr[-2000:]
+    assert out.returncode == errors.EXIT_NO_GPU, out.stdout + out.stderr[-2000:]
     r = json.loads(rep.read_text())
     assert r["gpu_status"]["cuda_build"] and not r["gpu_status"]["ok"]
     assert r["device_query"]["status"] == "no GPU: skipped"

@@ -7,7 +7,8 @@ Each is unpacked into a root that holds nothing but glibc, a shell and the core 
 no Boost, protobuf, HDF5, OpenBLAS, libstdc++ or Python), and its check's CPU half runs
 there in an empty environment (`env -i`, chroot in a private mount namespace). It must
 find every library inside the bundle (which carries glibc and its loader too; the root's
-glibc only runs the shell), run the three nets on the CPU, and exit 3, "no usable GPU". Needs root (chroot, mounts); skipped with the reason otherwise.
+glibc only runs the shell), run the three nets on the CPU, and exit 8, "no usable GPU"
+(configs/errors.py). Needs root (chroot, mounts); skipped with the reason otherwise.
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
+
+from configs import errors
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("CAFFE_CACHE") or
@@ -149,7 +152,7 @@ def parse_report(text: str) -> dict[str, str]:
 
 
 def check_rehearsal(root: Path, bundle: str, binds: dict, extra: str = "", libpath: str = "") -> str:
-    """The check's CPU half in the root: exit 3, every report line pass or no-GPU, the CPU
+    """The check's CPU half in the root: exit 8 (no GPU), every report line pass or no-GPU, the CPU
     figures there; every binary's libraries inside the bundle (glibc included), CUDA's
     apart. Returns the report."""
     shutil.rmtree(root / "out", ignore_errors=True)
@@ -160,7 +163,7 @@ def check_rehearsal(root: Path, bundle: str, binds: dict, extra: str = "", libpa
                       f"done > /out/ldd.txt",
                 binds)
     report = (root / "out" / "check" / "report.txt").read_text() if (root / "out" / "check" / "report.txt").exists() else ""
-    assert "rc=3" in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
+    assert f"rc={errors.EXIT_NO_GPU}" in r.stdout, r.stdout[-3000:] + r.stderr[-3000:]
     verdicts = parse_report(report)
     assert all(v in ("pass", "no-GPU") for v in verdicts.values()), report
     assert verdicts["libraries"] == "pass" and verdicts["device_query"] == "no-GPU", report
@@ -204,12 +207,12 @@ def test_cpu_bundle_runs_its_check_in_a_clean_root(clean_root, cpu_bundle):
     assert "a CPU-only bundle" in report
 
 
-def test_a_missing_library_is_reported_with_exit_2(clean_root, cpu_bundle):
-    """The libraries check can fail: the bundle without its glog."""
+def test_a_missing_library_is_reported_with_exit_7(clean_root, cpu_bundle):
+    """The libraries check can fail: the bundle without its glog (7: Caffe cannot load here)."""
     bundle = unpack(cpu_bundle, clean_root)
     (clean_root / bundle.lstrip("/") / "lib" / "libglog.so.1").unlink()
     r = in_root(clean_root, f"sh {bundle}/check.sh --quick --out /out/bad; echo rc=$?", {})
-    assert "rc=2" in r.stdout, r.stdout + r.stderr
+    assert f"rc={errors.EXIT_BACKEND}" in r.stdout, r.stdout + r.stderr
     line = next(l for l in r.stdout.splitlines() if l.startswith("libraries"))
     assert "FAIL" in line and "libglog.so.1" in line, line
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from configs import load_config
+from configs.errors import UserError
 from data_prep import casia, synth
 from data_prep.samples import read_frames
 
@@ -103,7 +104,7 @@ def test_rerun_skips_and_refuses_other_params(synth_mini, mini_params):
     synth.generate(mini_params, synth_mini, workers=1, progress=False)
     assert time.time() - t0 < 10
     assert (synth_mini / synth.MANIFEST).read_text() == before
-    with pytest.raises(SystemExit, match="other parameters"):
+    with pytest.raises(UserError, match="other parameters"):
         synth.generate(dict(mini_params, difficulty=0.1), synth_mini, workers=1, progress=False)
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from configs import errors
+
 pytestmark = pytest.mark.slow      # every test trains (the tiny config) or runs make on trained runs
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -229,7 +231,7 @@ def test_nan_loss_stops_with_a_clear_error(prepped):
     run.mkdir(exist_ok=True)
     (run / "prep").symlink_to(prepped / "prep")
     out = _train(run, "cnn_T1_s1.8/fold1", "solver.base_lr=1e12", "solver.snapshot=5", check=False)
-    assert out.returncode == 3, out.stderr[-2000:]
+    assert out.returncode == errors.EXIT_DIVERGED, out.stderr[-2000:]
     assert "training loss is nan" in out.stderr or "training loss is inf" in out.stderr
     assert "last good snapshot" in out.stderr and "base_lr" in out.stderr
     assert not (run / "experiments" / "cnn_T1_s1.8" / "fold1" / "DONE").exists()

@@ -64,14 +64,14 @@ setup: $(VENV)/.setup-stamp ## build Caffe (cached), the venv, and check them
 # (CPU build, no GPU, no driver); gpu-check reports that itself and runs the CPU parts.
 ifneq ($(GPU),)
 ifeq ($(filter gpu-check,$(MAKECMDGOALS)),)
-	@$(PY) -m scripts.gpu --require $(GPU) || { rc=$$?; echo "GPU=$(GPU): leave GPU= out to run on the CPU" >&2; exit $$rc; }
+	@$(PY) -m scripts.training.gpu --require $(GPU) || { rc=$$?; echo "GPU=$(GPU): leave GPU= out to run on the CPU" >&2; exit $$rc; }
 endif
 endif
 # Re-run when the pins or the script change, the cached Caffe build is gone, or the
 # variant asked for is not the one the venv uses.
-$(VENV)/.setup-stamp: requirements.txt scripts/setup.sh $(if $(wildcard $(CAFFE)),,FORCE) \
+$(VENV)/.setup-stamp: requirements.txt scripts/build/setup.sh $(if $(wildcard $(CAFFE)),,FORCE) \
                       $(if $(filter-out $(VENV_VARIANT),$(WANT_VARIANT)),FORCE)
-	CAFFE_GPU=$(if $(filter cuda,$(WANT_VARIANT)),1,0) bash scripts/setup.sh
+	CAFFE_GPU=$(if $(filter cuda,$(WANT_VARIANT)),1,0) bash scripts/build/setup.sh
 	@touch $@
 .PHONY: FORCE
 FORCE:
@@ -79,7 +79,7 @@ FORCE:
 # The unpatched CPU build of Caffe (CAFFE_CPU_PATCHES=0, cached beside the patched one):
 # tests/test_caffe_patches.py and `make bench` compare the speed patches against it.
 caffe-reference: ## build (once, cached) the unpatched CPU Caffe that the speed patches are checked against
-	@CAFFE_CPU_PATCHES=0 CAFFE_GPU=0 SETUP_BUILD_ONLY=1 bash scripts/setup.sh | tail -1
+	@CAFFE_CPU_PATCHES=0 CAFFE_GPU=0 SETUP_BUILD_ONLY=1 bash scripts/build/setup.sh | tail -1
 
 TESTS ?= tests## test, test-fast: the test files or folders to run (default: all of tests/)
 test: setup caffe-reference ## the whole test suite (about 8 minutes on 2 cores)
@@ -163,11 +163,11 @@ _sweep: $(PLAN_DONE_sweep)
 	$(TABLES)
 	$(SUMMARY)
 
-# The sweep on a Slurm cluster (scripts/slurm.py): a prep job, a job array with one task per
+# The sweep on a Slurm cluster (scripts/slurm/driver.py): a prep job, a job array with one task per
 # experiment (its folds, then its full run), and a tables job after the array. Re-submit the
 # same command to carry on; finished experiments are skipped. DRY_RUN=1 only writes the
 # scripts into $(RUN)/slurm/ and prints the sbatch commands. Empty variables take the
-# defaults of scripts/slurm.py: no partition or GRES, 24:00:00, 8G, 4 CPUs per task.
+# defaults of scripts/slurm/driver.py: no partition or GRES, 24:00:00, 8G, 4 CPUs per task.
 # SLURM_GRES=gpu:1 runs each task with GPU=0 (CUDA_VISIBLE_DEVICES is the allocated GPU).
 SLURM_PARTITION ?=
 SLURM_GRES ?=
@@ -181,14 +181,14 @@ SLURM_OPTS = $(if $(SLURM_PARTITION),--partition '$(SLURM_PARTITION)') $(if $(SL
   $(if $(SLURM_TIME),--time '$(SLURM_TIME)') $(if $(SLURM_MEM),--mem '$(SLURM_MEM)') \
   $(if $(SLURM_CPUS),--cpus '$(SLURM_CPUS)') $(if $(SLURM_ARRAY_LIMIT),--array-limit '$(SLURM_ARRAY_LIMIT)') \
   $(foreach a,$(SLURM_ARGS),--sbatch-arg='$(a)') $(if $(DRY_RUN),--dry-run)
-sweep-slurm: setup ## the scale sweep as a Slurm job array (scripts/slurm.py)
+sweep-slurm: setup ## the scale sweep as a Slurm job array (scripts/slurm/driver.py)
 	$(PY) -m scripts.cluster --config $(call q,$(CONFIG)) --dataset $(call q,$(DATASET)) --run $(call q,$(RUN)) $(strip $(SLURM_OPTS))
 
 # The main job end to end on the synthetic data set, sized for a 2-core CPU.
 # Its small nets train DEMO_JOBS experiments at once (default: one per core), each on
 # cores / DEMO_JOBS threads: small GEMMs gain less from a second thread than from a second
 # experiment. (The thread count moves results by float rounding only: OpenBLAS's GEMMs
-# round differently on 1 and 2 threads; see scripts/caffe-patches/README.md.)
+# round differently on 1 and 2 threads; see scripts/build/caffe-patches/README.md.)
 NPROC     := $(shell nproc 2>/dev/null || echo 1)
 DEMO_JOBS ?= $(NPROC)## demo: experiments trained at once (default: one per core)
 DEMO_THREADS = $(shell echo $$(( $(NPROC) / $(DEMO_JOBS) > 0 ? $(NPROC) / $(DEMO_JOBS) : 1 )))
@@ -244,11 +244,11 @@ probe: setup ## score an LSTM-CNN's test clips stored, reversed, shuffled, one f
 paper-check: setup ## Table 1 with the paper's solver at 64x64 (configs/paper-check.yaml)
 	@$(MAKE) --no-print-directory reproduce-table1 CONFIG=configs/paper-check.yaml
 # After paper-check: its peephole fold again with one paper-silent choice changed at a
-# time (scripts/ablations.py), curves and a table in runs/paper-check-ablations/.
-paper-check-ablations: setup ## after paper-check: one paper-silent choice changed at a time (scripts/ablations.py)
+# time (scripts/diagnostics/ablations.py), curves and a table in runs/paper-check-ablations/.
+paper-check-ablations: setup ## after paper-check: one paper-silent choice changed at a time (scripts/diagnostics/ablations.py)
 	@$(MAKE) --no-print-directory _prep_for OF=table1 CONFIG=configs/paper-check.yaml DATASET=$(SYNTH) RUN=runs/synth-paper-check
-	$(PY) -m scripts.ablations --experiment peephole_T7_s1.8/fold1
-	$(PY) -m scripts.ablations --experiment cnn_T1_s2.6/fold1
+	$(PY) -m scripts.diagnostics.ablations --experiment peephole_T7_s1.8/fold1
+	$(PY) -m scripts.diagnostics.ablations --experiment cnn_T1_s2.6/fold1
 
 # Score one video with a finished experiment (scripts/predict.py), e.g.
 #   make predict VIDEO=data/synth/test_release/1/HR_1.avi MODEL=runs/synth-demo/experiments/cnn_T1_s2.6/full
@@ -261,16 +261,16 @@ predict: setup ## score one video: make predict VIDEO=x.avi MODEL=RUN/experiment
 
 # An ONNX model of a finished experiment (scripts/onnx_export.py): MODEL/model.onnx, written
 # once ONNX Runtime has matched Caffe on random inputs (relative 1e-5); then
-# `predict --backend onnx`, or scripts/onnx_run.py alone on a machine without Caffe.
+# `predict --backend onnx`, or scripts/inference/onnx_run.py alone on a machine without Caffe.
 onnx: setup ## write MODEL/model.onnx, checked against Caffe: make onnx MODEL=RUN/experiments/<name>/full
 	$(PY) -m scripts.onnx_export --model $(call q,$(MODEL))
 
 # Speed figures: Caffe training throughput vs numpy GEMM (paper-size nets), the metrics on a
 # million scores, and data preparation (Viola-Jones 1 vs 2 workers, 25 combinations, memory).
 bench: setup caffe-reference ## speed: patched vs unpatched Caffe training, predict, metrics, data preparation
-	$(PY) -m scripts.bench
-	$(PY) -m scripts.bench_predict
-	@if [ -d runs/synth-demo/prep ]; then $(PY) -m scripts.mixing --bench runs/synth-demo/prep --config configs/demo.yaml; \
+	$(PY) -m scripts.diagnostics.bench
+	$(PY) -m scripts.diagnostics.bench_predict
+	@if [ -d runs/synth-demo/prep ]; then $(PY) -m scripts.diagnostics.mixing --bench runs/synth-demo/prep --config configs/demo.yaml; \
 	  else echo "(subject mixing: run make demo first, then make bench)"; fi
 	$(PY) -m eval.bench_metrics
 	@$(MAKE) --no-print-directory $(SYNTH)/synth_manifest.json
@@ -278,15 +278,15 @@ bench: setup caffe-reference ## speed: patched vs unpatched Caffe training, pred
 
 # CUDA Caffe against the CPU on this machine's GPU $(GPU) (default 0): device query,
 # forward/backward agreement and throughput of the paper-size nets, and the demo's first
-# Table 1 experiment (fold 1) trained on both (scripts/gpu_check.py; exit codes from the
+# Table 1 experiment (fold 1) trained on both (scripts/diagnostics/gpu_check.py; exit codes from the
 # one table in configs/errors.py: 0 all passed, 1 a check failed, 2 bad input, 8 no usable
 # GPU: CPU parts only). Report: runs/gpu-check/report.json (make itself then shows
 # "Error 1/2/8"). Needs `make setup CAFFE_GPU=1` for the GPU parts.
 gpu-check: setup ## on a GPU machine: CUDA Caffe against the CPU (runs/gpu-check/report.json)
 	@$(MAKE) --no-print-directory prep CONFIG=configs/demo.yaml DATASET=$(SYNTH) RUN=runs/synth-demo GPU=
-	$(PY) -m scripts.gpu_check --gpu $(or $(GPU),0) --demo-config configs/demo.yaml --demo-run runs/synth-demo
+	$(PY) -m scripts.diagnostics.gpu_check --gpu $(or $(GPU),0) --demo-config configs/demo.yaml --demo-run runs/synth-demo
 
-# A relocatable Caffe for a GPU node without network or compilers (scripts/gpu_bundle.py):
+# A relocatable Caffe for a GPU node without network or compilers (scripts/build/gpu_bundle.py):
 # one tarball in dist/ with the caffe tool, libcaffe and every non-CUDA library it needs,
 # the three paper-size nets on HDF5Data and check.sh (CPU vs GPU, frames/s; exit codes as
 # gpu-check). CUDA=13 builds Caffe once (cached) with NVIDIA's CUDA 13.0 wheels from PyPI,
@@ -295,9 +295,9 @@ CUDA ?= 13## gpu-bundle: the CUDA toolkit, 13 (NVIDIA's 13.0 wheels from PyPI) o
 BUNDLE_ARCH ?= 90## gpu-bundle: GPU architectures compiled for (default 90: H100/H200)
 BUNDLE_PTX ?= 90## gpu-bundle: architectures whose PTX is embedded too (newer GPUs compile it at load)
 gpu-bundle: setup ## a relocatable CUDA Caffe and its check for an offline GPU node (dist/*.tar.gz)
-	$(PY) -m scripts.gpu_bundle --cuda $(call q,$(CUDA)) --arch $(call q,$(BUNDLE_ARCH)) --ptx $(call q,$(BUNDLE_PTX))
+	$(PY) -m scripts.build.gpu_bundle --cuda $(call q,$(CUDA)) --arch $(call q,$(BUNDLE_ARCH)) --ptx $(call q,$(BUNDLE_PTX))
 cpu-bundle: setup ## the same for the CPU build of Caffe (dist/caffe-lstm-cnn-fasd-cpu.tar.gz)
-	$(PY) -m scripts.gpu_bundle --cpu
+	$(PY) -m scripts.build.gpu_bundle --cpu
 
 clean-run: ## delete RUN (its prepared data, experiments and tables)
 	rm -rf $(call q,$(RUN))

@@ -114,7 +114,7 @@ class RunLayout:
         RUN/prep/                          prepared data (its inside: data_prep/hdf5_layout.py)
         RUN/experiments/<name>/<split>/    one experiment (split fold<k> or full)
         RUN/tables/                        tables and figures (eval.tables)
-        RUN/slurm/                         Slurm job scripts and logs (scripts/slurm.py)
+        RUN/slurm/                         Slurm job scripts and logs (scripts/slurm/driver.py)
     """
 
     def __init__(self, root: str | Path):

@@ -78,7 +78,7 @@ def stride_for(T: int, stride: int) -> int:
 class WindowStream:
     """The window rule of ``windows()``, one frame at a time: ``push`` each frame's box in
     order; it returns (first frame, minimum face box) when that frame ends a window, else
-    None. ``windows()`` (a whole video) and live scoring (scripts/stream.py, frames as they
+    None. ``windows()`` (a whole video) and live scoring (scripts/inference/stream.py, frames as they
     arrive) both use it, so a stream gets exactly the windows of the same file."""
 
     def __init__(self, T: int, stride: int, missing_face: str):
@@ -126,7 +126,7 @@ def iter_samples(frames, wins: list, T: int, scale: float, size: int, interp: st
     """Yield (first frame, uint8 (T, 3, size, size)) for each window of ``wins`` (from
     ``windows()``, sorted by first frame) as ``frames`` (an iterable of BGR frames of one
     video, in order) streams past: the crop of ``stage_video``, holding T frames, not a
-    video. Used to score one video (scripts/predictor.py)."""
+    video. Used to score one video (scripts/inference/predictor.py)."""
     recent: deque = deque(maxlen=max(1, T))
     i = 0
     for f, frame in enumerate(frames):

@@ -9,7 +9,7 @@ levels (sample, video = mean of each video's sample scores):
   that did not see its subject;
 * ``fold_mean``: the mean over folds of each fold's own EER threshold.
 
-Model selection (scripts/selection.py) computes them from the fold models' validation
+Model selection (scripts/training/selection.py) computes them from the fold models' validation
 scores at the selected iteration and saves them in ``full/selection.json`` (the scores
 themselves in ``full/scores_val.csv``); ``eval.tables`` reads them from there and never
 recomputes them. NaN scores are dropped here

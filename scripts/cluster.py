@@ -4,7 +4,7 @@
         [--time 24:00:00] [--mem 8G] [--cpus 4] [--array-limit N] [--sbatch-arg=--account=X ...]
         [--dry-run] [--force]
 
-Thin command line; the jobs, their scripts and the defaults are in scripts/slurm.py.
+Thin command line; the jobs, their scripts and the defaults are in scripts/slurm/driver.py.
 Exit codes (the table in configs/errors.py): 0 submitted (or dry run), 2 bad input or
 sbatch failed, 8 a GPU asked for (--gres gpu:...) with the CPU build of Caffe.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 
 from configs import errors
-from scripts import slurm
+from scripts.slurm import driver as slurm
 
 
 @errors.cli

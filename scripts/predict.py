@@ -3,10 +3,10 @@
 Prints p(genuine) of every window, the video's mean, and the decision: GENUINE when
 that mean >= the experiment's video-level validation threshold (the EER threshold of
 the validation videos' mean scores), else ATTACK. Thin entry point; the work is in
-scripts/predictor.py (same detection and sampling code as data_prep).
+scripts/inference/predictor.py (same detection and sampling code as data_prep).
 
 ``--source 0|rtsp://...|http://...|FILE`` instead of VIDEO scores a camera, a stream or a
-file as its frames arrive (scripts/stream.py): a line per window (its p(genuine) and
+file as its frames arrive (scripts/inference/stream.py): a line per window (its p(genuine) and
 decision, the running decision, the frame rate it keeps up with), then the same decision
 as VIDEO would give. ``--json`` then prints one JSON object per line.
 
@@ -65,7 +65,7 @@ def main(argv=None) -> int:
     if a.frames < 0 or (a.frames and a.source is None):
         ap.error("--frames N (N >= 0) goes with --source")
     os.environ.setdefault("GLOG_minloglevel", "2")   # before Caffe is imported
-    from scripts import predictor as P
+    from scripts.inference import predictor as P
     model = P.load_model(a.model)
     if a.source is not None:
         return _stream(a, model)
@@ -85,7 +85,7 @@ def main(argv=None) -> int:
 
 
 def _stream(a, model) -> int:
-    from scripts import stream
+    from scripts.inference import stream
 
     def show(w):
         print(json.dumps(w.to_json()) if a.json else w.text(), flush=True)

@@ -1,7 +1,7 @@
 """Train one experiment: ``python -m scripts.train --experiment peephole_T7_s1.8/fold1``.
 
-Thin entry point; the work is in scripts/runner.py (experiment), scripts/trainer.py
-(the Caffe solver loop) and scripts/selection.py (model selection, §4.3).
+Thin entry point; the work is in scripts/training/runner.py (experiment), scripts/training/trainer.py
+(the Caffe solver loop) and scripts/training/selection.py (model selection, §4.3).
 Exit codes come from the error's type (the table in configs/errors.py): 0 done or already
 done, 2 bad config or input, or an unfinished fold, 8 --gpu N not usable (no CUDA build,
 no GPU), 9 training diverged, 10 Caffe aborted (its reason, from caffe.log, is printed).
@@ -54,11 +54,11 @@ def main(argv=None) -> int:
     if not os.environ.get("LSTMCNN_TRAIN_CHILD"):
         return _supervise(argv)
     a = _parser().parse_args(argv)
-    from scripts.gpu import require_gpu
+    from scripts.training.gpu import require_gpu
     if a.gpu is not None:
         require_gpu(a.gpu)  # before any output folder is made
     cfg = load_experiment_config(a.config, a.set)
-    from scripts.runner import run_experiment
+    from scripts.training.runner import run_experiment
     run_experiment(cfg, a.run, a.experiment, gpu=a.gpu)
     return 0
 

@@ -52,7 +52,7 @@ def write_experiment(root: Path, model: str, T: int, scale: float, skill: float,
     write_scores(d / "full" / "scores_val.csv", [r for f in val for r in f], split="train")
     write_scores(d / "full" / "scores_test.csv",
                  synthetic_rows(test_subjects, skill, samples_per_video, rng, nan_rate), split="test")
-    # What model selection saves beside the full run (scripts/selection.py).
+    # What model selection saves beside the full run (scripts/training/selection.py).
     write_json_atomic(d / "full" / "selection.json", {
         "thresholds": validation_thresholds(val),
         "fold_clients": {f"fold{k}": [f"casia/{s}" for s in CASIA_FOLDS[k - 1]] for k in folds}})

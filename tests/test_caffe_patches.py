@@ -1,7 +1,7 @@
-"""The CPU speed patches (scripts/caffe-patches/) leave Caffe's results unchanged.
+"""The CPU speed patches (scripts/build/caffe-patches/) leave Caffe's results unchanged.
 
 The venv's Caffe (patched, OpenMP) against the unpatched build of the same source and
-flags (`CAFFE_CPU_PATCHES=0 SETUP_BUILD_ONLY=1 bash scripts/setup.sh`, which `make test`
+flags (`CAFFE_CPU_PATCHES=0 SETUP_BUILD_ONLY=1 bash scripts/build/setup.sh`, which `make test`
 builds first), each on 1 and on 2 threads: the paper's three nets, every blob after a
 forward pass, every parameter gradient, and every parameter after 50 SGD steps with the
 paper's solver settings. Differences are max|a - b| / max|b| per array. Each thread count
@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scripts import caffe_compare as C
+from scripts.diagnostics import caffe_compare as C
 
 ROOT = Path(__file__).resolve().parents[1]
 PATCHED = (ROOT / ".venv" / "caffe-prefix").resolve()

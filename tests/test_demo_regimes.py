@@ -1,9 +1,9 @@
-"""The rule scripts/demo_regimes.py chooses the demo's regime by (validation only)."""
+"""The rule scripts/diagnostics/demo_regimes.py chooses the demo's regime by (validation only)."""
 from __future__ import annotations
 
 import pytest
 
-from scripts import demo_regimes as D
+from scripts.diagnostics import demo_regimes as D
 
 
 def _result(ratios: dict) -> dict:

@@ -128,7 +128,7 @@ def test_scoring_copies_the_record_and_refuses_a_stale_one(tmp_path):
     from configs import grammar
     from configs.errors import TrainingError
     from data_prep import hdf5_layout as L
-    from scripts.runner import test_fta
+    from scripts.training.runner import test_fta
     exp = grammar.parse("peephole_T3_s1.8/full")
     path = L.test_windows_file(tmp_path, 1.8, 3)
     path.parent.mkdir(parents=True)

@@ -111,8 +111,8 @@ print("cpu ok")
 
 @no_gpu
 def test_project_refuses_the_gpu_before_training(tmp_path):
-    """scripts.gpu says why; scripts.train --gpu exits 8 (no usable GPU) and makes no run folder."""
-    out = subprocess.run([str(VENV_PY), "-m", "scripts.gpu", "--require", "0"], cwd=ROOT,
+    """scripts.training.gpu says why; scripts.train --gpu exits 8 (no usable GPU) and makes no run folder."""
+    out = subprocess.run([str(VENV_PY), "-m", "scripts.training.gpu", "--require", "0"], cwd=ROOT,
                          env=_env(), capture_output=True, text=True, timeout=120)
     assert out.returncode == errors.EXIT_NO_GPU and "no usable CUDA GPU" in out.stderr, out.stderr
     run = tmp_path / "run"
@@ -128,7 +128,7 @@ def test_gpu_check_runs_the_cpu_side_and_exits_8(tmp_path):
     """`make gpu-check`'s CLI without a GPU: CPU parts run, GPU parts skipped, exit 8."""
     import json
     rep = tmp_path / "report.json"
-    out = subprocess.run([str(VENV_PY), "-m", "scripts.gpu_check", "--size", "16", "--models", "cnn",
+    out = subprocess.run([str(VENV_PY), "-m", "scripts.diagnostics.gpu_check", "--size", "16", "--models", "cnn",
                           "--cpu-iters", "1", "--skip-train", "--out", str(rep)],
                          cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
     assert out.returncode == errors.EXIT_NO_GPU, out.stdout + out.stderr[-2000:]

@@ -1,4 +1,4 @@
-"""The relocatable Caffe bundle (scripts/gpu_bundle.py, `make gpu-bundle`) in a clean root.
+"""The relocatable Caffe bundle (scripts/build/gpu_bundle.py, `make gpu-bundle`) in a clean root.
 
 A bundle of the CPU build is made every time (seconds) and, when the Caffe cache holds a
 CUDA 13 build (`make gpu-bundle CUDA=13` makes one; CI never does), one of that build.
@@ -122,7 +122,7 @@ def in_root(root: Path, script: str, binds: dict[str, Path] | None = None, timeo
 
 def make_bundle(tmp: Path, args: list[str]) -> Path:
     out = tmp / "bundle.tar.gz"
-    r = subprocess.run([sys.executable, "-m", "scripts.gpu_bundle", *args, "--out", str(out)],
+    r = subprocess.run([sys.executable, "-m", "scripts.build.gpu_bundle", *args, "--out", str(out)],
                        cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr[-3000:]
     assert out.stat().st_size < 60 * 2**20, f"bundle is {out.stat().st_size / 2**20:.1f} MiB"
@@ -194,7 +194,7 @@ def cpu_bundle(clean_root, tmp_path_factory) -> Path:
     `make cpu-bundle` bundles a portable build instead (-march=x86-64-v3, not native);
     the bundling code is the same."""
     env = dict(os.environ, CAFFE_GPU="0", SETUP_BUILD_ONLY="1")
-    r = subprocess.run(["bash", "scripts/setup.sh"], cwd=ROOT, env=env, capture_output=True,
+    r = subprocess.run(["bash", "scripts/build/setup.sh"], cwd=ROOT, env=env, capture_output=True,
                        text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     prefix = r.stdout.strip().splitlines()[-1]

@@ -23,15 +23,15 @@ MODELS = ("cnn_T1_s1.8", "peephole_T3_s1.8", "lstm_T3_s1.8")
 
 
 def _load(run, name):
-    from scripts import onnx_export as E
-    from scripts import predictor as P
+    from scripts.inference import onnx_export as E
+    from scripts.inference import predictor as P
     model = P.load_model(run / "experiments" / name / "full")
     net, proto = E.load_caffe(model)
     return model, net, proto
 
 
 def _session(onnx_model):
-    from scripts import onnx_run
+    from scripts.inference import onnx_run
     return onnx_run.load_session(onnx_model.SerializeToString())
 
 
@@ -39,7 +39,7 @@ def _session(onnx_model):
 @pytest.mark.slow
 def test_onnx_runtime_equals_caffe(tiny_run, name):
     import onnx
-    from scripts import onnx_export as E
+    from scripts.inference import onnx_export as E
     model, net, proto = _load(tiny_run, name)
     blobs = ("prob", "fc1000") + (("stack",) if model.T > 1 else ())
     m = E.build(net, proto, model.exp.model, outputs=blobs)
@@ -61,7 +61,7 @@ def test_onnx_lstm_operator_is_not_the_papers_peephole_lstm(tiny_run):
     """The peephole weights through ONNX's LSTM operator (peepholes P, output gate on c_t)
     miss Caffe's Eq. 4 (c_{t-1}) by far more than the tolerance; our unrolled graph of the
     same weights meets it."""
-    from scripts import onnx_export as E
+    from scripts.inference import onnx_export as E
     model, net, proto = _load(tiny_run, "peephole_T3_s1.8")
     x = E.random_input(model, 6, 9)
     blobs = ("prob", "stack")
@@ -78,11 +78,11 @@ def test_export_cli_metadata_and_predict_backend(tiny_run, synth_mini, tmp_path)
     """``python -m scripts.onnx_export`` writes model.onnx with the thresholds in its
     metadata; ``predict --backend onnx`` then scores a video as Caffe does."""
     import onnx
-    from scripts import predictor as P
+    from scripts.inference import predictor as P
     d = tmp_path / "experiments" / "lstm_T3_s1.8" / "full"
     shutil.copytree(tiny_run / "experiments" / "lstm_T3_s1.8" / "full", d)
     env = dict(os.environ, GLOG_minloglevel="2")
-    out = subprocess.run([sys.executable, "-m", "scripts.onnx_export", "--model", str(d)], cwd=ROOT,
+    out = subprocess.run([sys.executable, "-m", "scripts.inference.onnx_export", "--model", str(d)], cwd=ROOT,
                          capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr
     assert "max relative difference of prob" in out.stdout
@@ -100,7 +100,7 @@ def test_export_cli_metadata_and_predict_backend(tiny_run, synth_mini, tmp_path)
 def test_lstm_parameters_are_found_by_name_and_shape_checked():
     """The peephole LSTM's parameters come by name (W_xc, b_c, W_hc, w_ci, w_cf, w_co),
     not from its layers; a missing one or a wrong shape is an error naming it."""
-    from scripts import onnx_export as E
+    from scripts.inference import onnx_export as E
     H, D = 4, 6
     good = {"W_xc": np.zeros((4 * H, D)), "b_c": np.zeros(4 * H), "W_hc": np.zeros((4 * H, H)),
             "w_ci": np.zeros(H), "w_cf": np.zeros((1, H)), "w_co": np.zeros(H)}

@@ -1,7 +1,7 @@
 """OpenCV's DNN module runs our trained deploy nets with Caffe's results (to 1e-4).
 
 CNN: OpenCV's Caffe importer alone. LSTM-CNNs (built-in LSTM and peephole): with the
-NumPy Reduction / Tile / LSTM layers of scripts/opencv_dnn.py registered."""
+NumPy Reduction / Tile / LSTM layers of scripts/inference/opencv_dnn.py registered."""
 from __future__ import annotations
 
 import os
@@ -19,7 +19,7 @@ MODELS = ("cnn_T1_s1.8", "peephole_T3_s1.8", "lstm_T3_s1.8")
 
 
 def _caffe_prob(d: Path, x: np.ndarray) -> np.ndarray:
-    from scripts.caffe_io import caffe_mode
+    from scripts.training.caffe_io import caffe_mode
     caffe = caffe_mode(None)
     net = caffe.Net(str(d / "deploy.prototxt"), str(d / "model.caffemodel"), caffe.TEST)
     net.blobs["data"].reshape(*x.shape)
@@ -30,7 +30,7 @@ def _caffe_prob(d: Path, x: np.ndarray) -> np.ndarray:
 
 @pytest.mark.parametrize("name", MODELS)
 def test_opencv_equals_caffe(tiny_run, name):
-    from scripts import opencv_dnn
+    from scripts.inference import opencv_dnn
     d = tiny_run / "experiments" / name / "full"
     T = 1 if name.startswith("cnn") else 3
     x = np.random.default_rng(7).integers(0, 256, (6, T, 3, 24, 24)).astype(np.float32)
@@ -84,7 +84,7 @@ for m in ("lstm_T3_s1.8", "peephole_T3_s1.8"):
 def test_opencv_dnn_module_needs_no_caffe(tiny_run):
     d = tiny_run / "experiments" / "lstm_T3_s1.8" / "full"
     body = f"""
-from scripts import opencv_dnn
+from scripts.inference import opencv_dnn
 net = opencv_dnn.load_net("{d}/deploy.prototxt", "{d}/model.caffemodel")
 p = opencv_dnn.genuine_prob(net, np.zeros((3, 3, 3, 24, 24), np.float32))
 print("ok", p.shape, bool(((p >= 0) & (p <= 1)).all()))

@@ -1,4 +1,4 @@
-"""scripts.predict / scripts.predictor: scoring a video with a trained experiment.
+"""scripts.predict / scripts.inference.predictor: scoring a video with a trained experiment.
 
 Uses the session's tiny trained models (conftest ``tiny_run``); their scores mean
 nothing, so these tests check the plumbing: same samples as data_prep, batching,
@@ -19,7 +19,7 @@ import pytest
 
 from data_prep import hdf5_layout as layout
 from data_prep import samples
-from scripts import predictor as P
+from scripts.inference import predictor as P
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
@@ -203,7 +203,7 @@ def test_tracking_detection_finds_the_same_faces_within_12_percent(tmp_path, syn
     and every box coordinate is within 12 % of that detector's face side."""
     from configs import load_config
     from data_prep import detect
-    from scripts.bench_predict import write_face_video
+    from scripts.diagnostics.bench_predict import write_face_video
     params = detect.detector_params(load_config()["detect"])   # full resolution, as the paper
     videos = [write_face_video(tmp_path / "face.avi", frames=30)]
     videos += sorted((synth_mini / "test_release").rglob("*.avi"))

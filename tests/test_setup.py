@@ -61,7 +61,7 @@ def test_gpu_build_without_nvcc_fails_clearly(tmp_path):
     """CAFFE_GPU=1 with no CUDA compiler stops before building, naming nvcc."""
     env = dict(os.environ, CAFFE_GPU="1", NVCC=str(tmp_path / "no-nvcc"),
                CAFFE_CACHE=str(tmp_path / "cache"), VENV=str(tmp_path / "venv"))
-    out = subprocess.run(["bash", str(ROOT / "scripts" / "setup.sh")], env=env,
+    out = subprocess.run(["bash", str(ROOT / "scripts" / "build" / "setup.sh")], env=env,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode != 0
     assert "nvcc" in out.stderr and "CUDA" in out.stderr
@@ -93,7 +93,7 @@ def _setup_env(tmp_path, **kw):
 
 
 def _run_setup(env):
-    return subprocess.run(["bash", str(ROOT / "scripts" / "setup.sh")], env=env,
+    return subprocess.run(["bash", str(ROOT / "scripts" / "build" / "setup.sh")], env=env,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -127,7 +127,7 @@ def test_gpu_build_architecture_the_toolkit_lacks(tmp_path):
 def test_remove_dead_builds_keeps_a_running_build(tmp_path):
     """Only leftover tmp-caffe-* folders of dead builds go; a running setup.sh's stays."""
     func = subprocess.run(["sed", "-n", "/^remove_dead_builds()/,/^}/p",
-                           str(ROOT / "scripts" / "setup.sh")], capture_output=True, text=True).stdout
+                           str(ROOT / "scripts" / "build" / "setup.sh")], capture_output=True, text=True).stdout
     assert func.startswith("remove_dead_builds()")
     cache = tmp_path / "cache"
     (tmp_path / "setup.sh").write_text("sleep 60\n")
@@ -179,7 +179,7 @@ def test_a_cache_built_for_one_cpu_is_never_used_on_another(tmp_path):
             (wrap / "gcc").write_text(f'#!/bin/sh\nexec {real} "$@" {extra_flags}\n')
             (wrap / "gcc").chmod(0o755)
             e["PATH"] = f"{wrap}:{e['PATH']}"
-        out = subprocess.run(["bash", str(ROOT / "scripts" / "setup.sh")], cwd=ROOT, env=e,
+        out = subprocess.run(["bash", str(ROOT / "scripts" / "build" / "setup.sh")], cwd=ROOT, env=e,
                              capture_output=True, text=True, timeout=120)
         assert out.returncode == 0, out.stderr[-2000:]
         return out.stdout.strip().splitlines()[-1]

@@ -1,6 +1,6 @@
-"""``make sweep-slurm`` (scripts/slurm.py) against a live single-node Slurm: real munged,
+"""``make sweep-slurm`` (scripts/slurm/driver.py) against a live single-node Slurm: real munged,
 slurmctld and slurmd from Debian's packages, started in a temporary folder by
-scripts/slurm_local.sh (which installs slurm-wlm and munge with apt-get when missing).
+scripts/slurm/slurm_local.sh (which installs slurm-wlm and munge with apt-get when missing).
 
 The tiny config's sweep (tests/configs/tiny.yaml: cnn_T1_s1.8 and lstm_T3_s1.8, 2 folds
 each) on the mini synthetic set runs as a prep job, a 2-task array and a tables job; its
@@ -24,10 +24,10 @@ pytestmark = pytest.mark.caffe      # the tasks train with Caffe; make runs `mak
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
-LOCAL = ROOT / "scripts" / "slurm_local.sh"
+LOCAL = ROOT / "scripts" / "slurm" / "slurm_local.sh"
 SWEEP = ("cnn_T1_s1.8", "lstm_T3_s1.8")
 WAIT_S = 900          # bound on one submission's jobs (the tiny sweep takes 1-2 min on 2 cores)
-# The tasks run with SLURM_CPUS threads (scripts/slurm.py exports OPENBLAS_NUM_THREADS and
+# The tasks run with SLURM_CPUS threads (scripts/slurm/driver.py exports OPENBLAS_NUM_THREADS and
 # OMP_NUM_THREADS from it): the same count as the session's tiny_run (conftest's
 # TRAIN_THREADS, 1 unless OPENBLAS_NUM_THREADS says otherwise), so that the score files
 # can be compared byte for byte; BLAS rounds differently on other thread counts. With 1,
@@ -146,7 +146,7 @@ def test_dry_run_writes_scripts_for_a_gpu_cluster(synth_mini, tmp_path):
                           f"DATASET={synth_mini}", f"RUN={run}", "SLURM_MEM=8 GB", "DRY_RUN=1"],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and "'8 GB'" in bad.stderr and "SLURM_MEM" in bad.stderr
-    from scripts import slurm
+    from scripts.slurm import driver as slurm
     if slurm.caffe_variant() == "cpu":  # a GPU array on the CPU build of Caffe is refused
         gpu = subprocess.run(["make", "--no-print-directory", "sweep-slurm", f"CONFIG={TINY}",
                               f"DATASET={synth_mini}", f"RUN={run}", "SLURM_GRES=gpu:1"],

@@ -1,6 +1,6 @@
-"""Live scoring (``predict --source``, scripts/stream.py) against scoring the file whole.
+"""Live scoring (``predict --source``, scripts/inference/stream.py) against scoring the file whole.
 
-A stream is served by the test itself on 127.0.0.1 (scripts/mjpeg.py: MJPEG over HTTP,
+A stream is served by the test itself on 127.0.0.1 (scripts/diagnostics/mjpeg.py: MJPEG over HTTP,
 the protocol of most IP cameras); the same JPEG images concatenated
 make the file that ``score_video`` scores whole. Both decode through OpenCV's FFmpeg
 backend, so the claim checked is the scoring's: the same face boxes, windows, scores and
@@ -20,10 +20,10 @@ import cv2
 import numpy as np
 import pytest
 
-from scripts import mjpeg
+from scripts.diagnostics import mjpeg
 from scripts import predict as cli
-from scripts import predictor as P
-from scripts import stream as S
+from scripts.inference import predictor as P
+from scripts.inference import stream as S
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("cnn_T1_s1.8", "peephole_T3_s1.8", "lstm_T3_s1.8")

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from scripts import temporal_probe as P
+from scripts.diagnostics import temporal_probe as P
 
 
 def _clips(n=5, T=4):

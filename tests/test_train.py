@@ -196,7 +196,7 @@ def test_killed_run_resumes_to_the_same_model(prepped, uninterrupted, tmp_path):
 # snapshot, the moment a kill between the two writes hits.
 KILL_BETWEEN = """
 import os, signal, sys
-from scripts import trainer
+from scripts.training import trainer
 real = trainer._Loop.caffe_snapshot
 def caffe_snapshot(self):
     if self.solver.iter == int(os.environ["KILL_AT"]):

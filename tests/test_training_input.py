@@ -20,7 +20,7 @@ from configs import load_config  # noqa: E402
 from data_prep import hdf5_layout as L  # noqa: E402
 from prototxt import generate as G  # noqa: E402
 from prototxt.data_layer import batch_indices  # noqa: E402
-from scripts import mixing  # noqa: E402
+from scripts.diagnostics import mixing# noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"

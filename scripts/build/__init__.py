@@ -1,0 +1,1 @@
+"""The Caffe build (setup.sh and its patches) and the relocatable bundles."""

@@ -1,0 +1,1 @@
+"""Diagnostics and benchmarks: nothing in training or inference imports them."""

@@ -1,0 +1,1 @@
+"""The Slurm driver of the scale sweep (python -m scripts.cluster)."""

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from configs.files import atomic_path
-from data_prep import util
+from data_prep import samples, util
 from data_prep.util import stable_hash
 
 _CASCADES: dict[str, "cv2.CascadeClassifier"] = {}
@@ -100,14 +100,6 @@ def cache_path(cache_dir: Path, sha: str, params: dict) -> Path:
     return Path(cache_dir) / f"{sha}_{stable_hash(params, 12)}.npz"
 
 
-def _frames(cap):
-    while True:
-        ok, frame = cap.read()
-        if not ok or frame is None:
-            return
-        yield frame
-
-
 def detect_frames(frames, params: dict, track: bool = False):
     """(frame shape, largest face) of every frame of the iterable ``frames``, in order; with
     ``track`` each frame is searched near the previous frame's face (``detect_frame``'s
@@ -129,7 +121,7 @@ def detect_video(path: str, params: dict, track: bool = False) -> dict:
     boxes = []
     shape = (0, 0)
     try:
-        for shape, b in detect_frames(_frames(cap), params, track):
+        for shape, b in detect_frames(samples.read_frames(cap), params, track):
             boxes.append(b if b is not None else (-1, -1, -1, -1))
     finally:
         cap.release()

@@ -142,9 +142,13 @@ def iter_samples(frames, wins: list, T: int, scale: float, size: int, interp: st
                            f"(first frame {wins[i][0]}, T = {T})")
 
 
-def read_frames(path):
-    """Decoded BGR frames of a video, one at a time (cv2.VideoCapture)."""
-    cap = cv2.VideoCapture(str(path))
+def read_frames(video):
+    """The decoded frames of ``video`` in order, one at a time: BGR uint8 arrays (H, W, 3)
+    as cv2.VideoCapture returns them, up to the first frame it cannot read. ``video``: a
+    path or URL, or an open cv2.VideoCapture (read on from where it stands). The capture
+    is released when the frames end or the generator is closed. Detection, staging and
+    scoring a video file (scripts/predictor.py) all read their frames through it."""
+    cap = video if isinstance(video, cv2.VideoCapture) else cv2.VideoCapture(str(video))
     try:
         while True:
             ok, frame = cap.read()
@@ -170,12 +174,12 @@ def stage_video(path: str, combos: list[dict], size: int, interp: str) -> int:
         tmp = util.tmp_name(dest)
         state.append({"c": c, "f": open(tmp, "wb"), "tmp": tmp, "next": 0, "open": [],
                       "boxes": [scale_box(b, c["scale"]) for _, b in c["windows"]]})
-    cap = cv2.VideoCapture(str(path))
+    frames = read_frames(path)
     f = 0
     try:
         while f < last:
-            ok, frame = cap.read()
-            if not ok:
+            frame = next(frames, None)
+            if frame is None:
                 raise RuntimeError(f"{path}: decoded {f} frames, detection saw more")
             for st in state:
                 c, wins = st["c"], st["c"]["windows"]
@@ -194,7 +198,7 @@ def stage_video(path: str, combos: list[dict], size: int, interp: str) -> int:
             st["f"].close()
             os.replace(st["tmp"], st["c"]["dest"])
     finally:
-        cap.release()
+        frames.close()
         for st in state:
             if not st["f"].closed:
                 st["f"].close()

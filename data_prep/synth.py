@@ -67,7 +67,6 @@ import math
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from functools import lru_cache
 from pathlib import Path
 from types import SimpleNamespace
@@ -78,7 +77,7 @@ import numpy as np
 from configs import errors
 from configs.files import atomic_path, write_json_atomic
 from data_prep.casia import QUALITIES, SPLITS, STEMS, SUBJECTS, VIDEO_EXT
-from data_prep.util import file_sha256
+from data_prep.util import file_sha256, progress_bar, run_jobs
 
 MANIFEST = "synth_manifest.json"
 N_LFW_FACES = 100            # lfw_subset(): images 0..99 are faces, 100..199 are not
@@ -759,25 +758,13 @@ def _manifest_params(params: dict) -> dict:
     return {k: v for k, v in params.items()}
 
 
-def render_all(render, jobs: list, workers: int, progress: bool, desc: str,
-               chunksize: int = 2) -> dict:
-    """{relative path: sha256} of every video ``render(job)`` writes, on ``workers``
-    processes (forked, so state computed before the call is inherited), with a progress bar."""
-    from tqdm import tqdm
-    files = {}
-    bar = tqdm(total=len(jobs), unit="video", disable=not progress, desc=desc)
-    if workers > 1:
-        with ProcessPoolExecutor(workers) as ex:
-            for rel, digest in ex.map(render, jobs, chunksize=chunksize):
-                files[rel] = digest
-                bar.update()
-    else:
-        for j in jobs:
-            rel, digest = render(j)
-            files[rel] = digest
-            bar.update()
-    bar.close()
-    return files
+def render_all(render, jobs: list, workers: int, progress: bool, desc: str) -> dict:
+    """{relative path: sha256} of every video ``render(job)`` writes, with a progress bar,
+    on data_prep.util's worker pool (``run_jobs``: ``workers`` spawned processes, or this
+    one). Each worker computes the state it needs (``face_assignment``) itself: every
+    draw is seeded, so it is the same in every process."""
+    bar = progress_bar(len(jobs), desc, progress, unit="video")
+    return dict(run_jobs(render, jobs, workers, bar, "render"))
 
 
 def generate(params: dict, out: Path, workers: int = 2, force: bool = False,
@@ -795,10 +782,9 @@ def generate(params: dict, out: Path, workers: int = 2, force: bool = False,
                 (out / rel).unlink(missing_ok=True)
             man_path.unlink()
     out.mkdir(parents=True, exist_ok=True)
-    face_assignment(params["seed"])   # computed once here, inherited by forked workers
     jobs = [(params, str(out), sp, sub, stem)
             for sp in ("train", "test") for sub in params["subjects"][sp] for stem in STEMS]
-    files = render_all(render_video, jobs, workers, progress, "synth videos", chunksize=2)
+    files = render_all(render_video, jobs, workers, progress, "synth videos")
     manifest = {"generator": "data_prep.synth", "params": _manifest_params(params),
                 "faces": {f"{sp}/{sub}": face_assignment(params["seed"])[(sp, sub)]
                           for sp in ("train", "test") for sub in params["subjects"][sp]},

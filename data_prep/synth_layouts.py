@@ -104,9 +104,8 @@ def generate(params: dict, out: Path, workers: int = 2, progress: bool = True) -
         raise errors.UserError(f"{out} holds a synthetic set made with other parameters "
                                f"(see {man}); choose another --out or delete it")
     out.mkdir(parents=True, exist_ok=True)
-    synth.face_assignment(params["seed"])      # once here, inherited by forked workers
     files = synth.render_all(render, _jobs(params, out), workers, progress,
-                             f"synth {params['layout']} videos", chunksize=4)
+                             f"synth {params['layout']} videos")
     manifest = {"generator": "data_prep.synth_layouts", "params": params,
                 "files": dict(sorted(files.items()))}
     write_json_atomic(man, manifest, sort_keys=True)

@@ -73,7 +73,7 @@ def worker_init() -> None:
 
 
 # Test hook: DATA_PREP_KILL_AT="<point>:<n>" SIGKILLs the whole process group the n-th
-# time the main process passes <point> (detect, stage, shard, combo). Used by the
+# time the main process passes <point> (detect, stage, shard, combo, render). Used by the
 # resume tests to kill at a known moment; unset in normal runs.
 _kill_counts: dict[str, int] = {}
 

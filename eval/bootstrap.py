@@ -23,6 +23,7 @@ from typing import NamedTuple
 import numpy as np
 
 from data_prep.casia import GENUINE
+from eval import metrics
 
 
 class Interval(NamedTuple):
@@ -70,7 +71,7 @@ def _prepare(subjects, labels, scores):
     labels = np.asarray(labels)
     scores = np.asarray(scores, dtype=np.float64)
     subj, s_all = np.unique(subjects, return_inverse=True)
-    ok = ~np.isnan(scores)
+    ok = metrics.is_scored(scores)
     s_idx, labels, scores = s_all[ok], labels[ok], scores[ok]
     u, v_idx = np.unique(scores, return_inverse=True)
     genuine = labels == GENUINE

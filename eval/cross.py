@@ -40,9 +40,8 @@ CONVENTIONS = {
 
 
 def _att_gen(arr):
-    ok = ~np.isnan(arr["score"])
     g = arr["label"] == GENUINE
-    return arr["score"][ok & ~g], arr["score"][ok & g]
+    return metrics.scored(arr["score"][~g]), metrics.scored(arr["score"][g])
 
 
 def _rank_intervals(arr, fpr: float, n: int, seed: int, level: float):

@@ -22,9 +22,8 @@ DET_TICKS = (0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.95, 0.99
 
 
 def _split(arr: dict):
-    ok = ~np.isnan(arr["score"])
-    gen = arr["score"][ok & (arr["label"] == GENUINE)]
-    att = arr["score"][ok & (arr["label"] != GENUINE)]
+    gen = metrics.scored(arr["score"][arr["label"] == GENUINE])
+    att = metrics.scored(arr["score"][arr["label"] != GENUINE])
     return att, gen
 
 
@@ -111,7 +110,7 @@ def score_histogram(label: str, arr: dict, thr: float, path: Path, caption: str,
                     bins: int = 50) -> Path:
     """Test score histograms: genuine and each attack type, validation threshold marked."""
     fig, ax = plt.subplots(figsize=(6.0, 4.0))
-    ok = ~np.isnan(arr["score"])
+    ok = metrics.is_scored(arr["score"])
     lo = min(0.0, float(arr["score"][ok].min()))
     hi = max(1.0, float(arr["score"][ok].max()))
     edges = np.linspace(lo, hi, bins + 1)

@@ -21,8 +21,9 @@ Conventions, the same as bob.measure:
 * ``min_hter_threshold`` is the same walk minimising (FAR + FRR) / 2.
 
 NaN scores are failures to acquire (FTA): every function here drops them, counts them
-and warns with :class:`FailureToAcquireWarning`; use :func:`count_fta` or
-:func:`split_fta` to report them. As in bob.measure's metrics command and the paper
+and warns with :class:`FailureToAcquireWarning`; :func:`scored` (:func:`is_scored`, as a
+mask) gives the scored samples, for every filter in eval/; use :func:`count_fta` or
+:func:`split_fta` to report the FTA. As in bob.measure's metrics command and the paper
 ("simply remove the bad faces"), HTER is over the scored samples; :func:`rates_with_fta`
 gives bob's one pooled FTA rate and its FAR = FMR (1 - FTA), FRR = FTA + FNMR (1 - FTA)
 to report beside it. A class that is empty (after dropping NaNs) raises
@@ -43,17 +44,31 @@ class FailureToAcquireWarning(UserWarning):
     """Some scores were NaN (no face, no sample): counted as failures to acquire."""
 
 
+def is_scored(scores) -> np.ndarray:
+    """True where a sample was scored, False where its score is NaN (a failure to
+    acquire); the shape of ``scores``. The one rule of eval/ for which samples count:
+    :func:`scored`, :func:`split_fta` and :func:`count_fta` all apply it."""
+    return ~np.isnan(np.asarray(scores, dtype=np.float64))
+
+
+def scored(scores) -> np.ndarray:
+    """The scored samples: ``scores`` as float64, flattened, without the NaN scores
+    (failures to acquire), in their order; always a new array."""
+    a = np.asarray(scores, dtype=np.float64).ravel()
+    return a[is_scored(a)]
+
+
 def split_fta(scores) -> tuple[np.ndarray, int]:
     """Return (the non-NaN scores as float64, the number of NaN scores)."""
     a = np.asarray(scores, dtype=np.float64).ravel()
-    nan = np.isnan(a)
-    n = int(nan.sum())
-    return (a[~nan] if n else a), n
+    ok = is_scored(a)
+    n = a.size - int(np.count_nonzero(ok))
+    return (a[ok] if n else a), n
 
 
 def count_fta(scores) -> int:
     """Number of failures to acquire (NaN scores)."""
-    return int(np.isnan(np.asarray(scores, dtype=np.float64)).sum())
+    return int(np.count_nonzero(~is_scored(scores)))
 
 
 def _clean(scores, name: str) -> np.ndarray:
@@ -97,7 +112,7 @@ def fta_rate(negatives, positives) -> float:
     n = neg.size + pos.size
     if n == 0:
         raise ValueError("no scores: the failure-to-acquire rate is undefined")
-    return float(np.isnan(neg).sum() + np.isnan(pos).sum()) / n
+    return float(count_fta(neg) + count_fta(pos)) / n
 
 
 def rates_with_fta(negatives, positives, threshold: float) -> FtaRates:

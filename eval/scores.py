@@ -52,6 +52,7 @@ import numpy as np
 from configs.files import atomic_path
 from data_prep import datasets
 from data_prep.casia import GENUINE
+from eval import metrics
 
 COLUMNS = ("claimed_id", "test_label", "is_bonafide", "attack_type", "score",
            "subject", "video", "quality", "frame", "label", "split", "dataset")
@@ -174,8 +175,7 @@ def video_level(rows: Iterable[ScoreRow]) -> list[ScoreRow]:
         groups.setdefault((r.dataset, r.subject, r.video), [r, []])[1].append(r.score)
     out = []
     for first, scores in groups.values():
-        a = np.asarray(scores, dtype=np.float64)
-        ok = a[~np.isnan(a)]
+        ok = metrics.scored(scores)
         mean = float(ok.mean()) if ok.size else float("nan")
         out.append(first._replace(frame=-1, score=mean))
     return out

@@ -204,24 +204,20 @@ def discover(results: Path, level: str, report: Report) -> list:
     return found
 
 
-def _clean(x):
-    return x[~np.isnan(x)]
-
-
 def evaluate(exp: Scored, protocol: str, bootstrap: Optional[dict]) -> Optional[ProtocolResult]:
     """One experiment, one protocol; None when a class is missing."""
     val = _concat(exp.val)
     va, vg = att_gen(val, mask(val, protocol))
     ta_all, tg_all = att_gen(exp.test, mask(exp.test, protocol))   # NaN = failure to acquire
-    fta_val = int(np.isnan(va).sum() + np.isnan(vg).sum())
-    fta_test = int(np.isnan(ta_all).sum() + np.isnan(tg_all).sum())
-    va, vg, ta, tg = map(_clean, (va, vg, ta_all, tg_all))
+    fta_val = metrics.count_fta(va) + metrics.count_fta(vg)
+    fta_test = metrics.count_fta(ta_all) + metrics.count_fta(tg_all)
+    va, vg, ta, tg = map(metrics.scored, (va, vg, ta_all, tg_all))
     thr = (exp.thresholds.get(protocol) or {}).get("pooled")
     if min(va.size, vg.size, ta.size, tg.size) == 0 or thr is None:
         return None
     fold_eers = []
     for f in exp.val:
-        a, g = map(_clean, att_gen(f, mask(f, protocol)))
+        a, g = map(metrics.scored, att_gen(f, mask(f, protocol)))
         if a.size and g.size:
             fold_eers.append(metrics.eer(a, g))
     bob = metrics.rates_with_fta(ta_all, tg_all, thr)   # HTER over the scored samples
@@ -234,7 +230,7 @@ def evaluate(exp: Scored, protocol: str, bootstrap: Optional[dict]) -> Optional[
     r = ProtocolResult(protocol, metrics.eer(va, vg), float(np.mean(fold_eers)) if fold_eers else np.nan,
                        thr, exp.thresholds[protocol].get("fold_mean"), bob.hter,
                        metrics.eer(ta, tg), bob.fmr, bob.fnmr, (tg.size, ta.size),
-                       fta_val, fta_test, (int(np.isnan(tg_all).sum()), int(np.isnan(ta_all).sum())),
+                       fta_val, fta_test, (metrics.count_fta(tg_all), metrics.count_fta(ta_all)),
                        bob, pad)
     if bootstrap:
         sel = mask(exp.test, protocol)

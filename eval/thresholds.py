@@ -47,19 +47,15 @@ def att_gen(arr: dict, sel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return s[~g], s[g]
 
 
-def _clean(x: np.ndarray) -> np.ndarray:
-    return x[~np.isnan(x)]
-
-
 def protocol_thresholds(folds: list[dict], protocol: str) -> dict:
     """``pooled`` and ``fold_mean`` thresholds of one protocol; None where a class is missing."""
     pooled = {k: np.concatenate([f[k] for f in folds]) for k in folds[0]}
-    va, vg = map(_clean, att_gen(pooled, mask(pooled, protocol)))
+    va, vg = map(metrics.scored, att_gen(pooled, mask(pooled, protocol)))
     if min(va.size, vg.size) == 0:
         return {"pooled": None, "fold_mean": None}
     per_fold = []
     for f in folds:
-        a, g = map(_clean, att_gen(f, mask(f, protocol)))
+        a, g = map(metrics.scored, att_gen(f, mask(f, protocol)))
         if a.size and g.size:
             per_fold.append(metrics.eer_threshold(a, g))
     return {"pooled": float(metrics.eer_threshold(va, vg)),

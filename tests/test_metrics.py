@@ -121,6 +121,16 @@ def test_nan_scores_are_failures_to_acquire():
         m.farfrr([0.1], [0.9], float("nan"))
 
 
+def test_scored_samples_leave_out_nan_in_order():
+    x = np.array([[0.4, float("nan")], [0.0, 1.0]])
+    np.testing.assert_array_equal(m.is_scored(x), [[True, False], [True, True]])
+    out = m.scored(x)
+    assert out.dtype == np.float64 and out.tolist() == [0.4, 0.0, 1.0]
+    clean = np.array([0.2, 0.1])
+    assert m.scored(clean) is not clean and m.scored(clean).tolist() == [0.2, 0.1]
+    assert m.scored([float("nan")]).size == 0 and m.count_fta(x) == 1
+
+
 def test_empty_class_raises():
     with pytest.raises(ValueError, match="no positives"):
         m.eer([0.1, 0.2], [])

@@ -1,10 +1,11 @@
-"""Box maths, windows, folds, index checks and layout names of data_prep (no video needed)."""
+"""Box maths of data_prep (no video needed): scaled, minimum and pixel boxes, zero-filled
+crops, the windows and their boxes, the largest face of a detection."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from data_prep import casia, folds, hdf5_layout as L, index, samples
+from data_prep import samples
 from data_prep.detect import largest_face
 
 
@@ -83,95 +84,3 @@ def test_largest_face_and_ties():
     assert largest_face([]) is None
     assert largest_face(np.array([[0, 0, 10, 10], [5, 5, 30, 30], [1, 1, 20, 20]])) == (5, 5, 30, 30)
     assert largest_face(np.array([[50, 9, 10, 10], [40, 9, 10, 10], [60, 3, 10, 10]])) == (60, 3, 10, 10)
-
-
-def test_casia_folds_disjoint_and_cover_the_train_subjects():
-    train = {s: 0.25 for s in casia.SUBJECTS["train"]}
-    f, method = folds.assign_folds(train, casia.SUBJECTS["test"], "auto", 5, 1)
-    assert method == "casia" and f == [tuple(x) for x in casia.CASIA_FOLDS]
-    flat = [s for x in f for s in x]
-    assert sorted(flat) == list(casia.SUBJECTS["train"]) and len(flat) == len(set(flat))
-    # a subset keeps each subject in its public fold (the synthetic mini set: one per fold)
-    f, _ = folds.assign_folds({s: 0.25 for s in (1, 2, 4, 8, 10)}, (1, 2), "auto", 5, 1)
-    assert f == [(10,), (8,), (1,), (4,), (2,)]
-    with pytest.raises(ValueError, match="stratified"):
-        folds.assign_folds({21: 0.5}, (), "casia", 5, 1)
-
-
-def test_stratified_folds_deterministic_balanced_disjoint():
-    # subjects 1..23, some with missing genuine videos
-    frac = {s: (0.25 if s % 4 else 0.1) for s in range(1, 24)}
-    a, m = folds.assign_folds(frac, range(1, 31), "stratified", 5, 7)
-    b, _ = folds.assign_folds(frac, range(1, 31), "stratified", 5, 7)
-    assert m == "stratified" and a == b
-    sizes = [len(x) for x in a]
-    assert max(sizes) - min(sizes) <= 1
-    low = [sum(frac[s] == 0.1 for s in x) for x in a]
-    assert max(low) - min(low) <= 1                     # the odd subjects are spread out
-    flat = [s for x in a for s in x]
-    assert sorted(flat) == list(range(1, 24))
-    assert folds.assign_folds(frac, (), "auto", 5, 7)[1] == "stratified"   # 21..23 not in CASIA folds
-
-
-def test_partial_copy_with_empty_used_folds_is_refused():
-    """Train subjects 1-4 only: the public folds leave folds 1 and 2 empty. With folds.use 5
-    that is an error naming the folds and the keys; folds not in use may stay empty."""
-    four = {s: 0.25 for s in (1, 2, 3, 4)}
-    with pytest.raises(ValueError) as e:
-        folds.assign_folds(four, (1, 2), "auto", 5, 1, use=5)
-    msg = str(e.value)
-    assert "folds 1 and 2 of 5" in msg and "folds.method: stratified" in msg
-    assert "folds.use: 5" in msg and "at most 4" in msg and "1, 2, 3, 4" in msg
-    f, m = folds.assign_folds(four, (1, 2), "auto", 5, 1)            # no use given: no check
-    assert m == "casia" and f[0] == () and f[1] == ()
-    # what the message asks for works: stratified, 4 folds, all used
-    f, m = folds.assign_folds(four, (1, 2), "stratified", 4, 1, use=4)
-    assert m == "stratified" and all(f)
-    # stratified with more folds than subjects is refused too, by the same rule
-    with pytest.raises(ValueError, match="fold 5 of 5 would have no train subject"):
-        folds.assign_folds(four, (1, 2), "stratified", 5, 1, use=5)
-    # an empty fold outside 1..use is no error (subjects 10 and 8: folds 1 and 2 only)
-    f, _ = folds.assign_folds({10: 0.25, 8: 0.25}, (1,), "auto", 5, 1, use=2)
-    assert f == [(10,), (8,), (), (), ()]
-
-
-def test_check_folds_catches_overlap_and_gaps():
-    with pytest.raises(AssertionError, match="fold 1 and fold 2"):
-        folds.check_folds([(1, 2), (2, 3)], [1, 2, 3], [])
-    with pytest.raises(AssertionError, match="cover"):
-        folds.check_folds([(1,), (2,)], [1, 2, 3], [])
-
-
-def test_index_errors_name_what_is_missing(tmp_path):
-    with pytest.raises(index.DatasetError, match="not found"):
-        index.scan(tmp_path / "nope")
-    (tmp_path / "train_release").mkdir()
-    with pytest.raises(index.DatasetError, match="test_release"):
-        index.scan(tmp_path)
-    (tmp_path / "test_release" / "3").mkdir(parents=True)
-    sub = tmp_path / "train_release" / "7"
-    sub.mkdir()
-    for stem in ("1", "HR_4"):
-        (sub / f"{stem}.avi").write_bytes(b"x")
-    (sub / "notes.txt").write_text("x")
-    (sub / "9.avi").write_bytes(b"x")
-    (tmp_path / "train_release" / "README").write_text("x")
-    idx = index.scan(tmp_path)
-    assert [(v.split, v.subject, v.stem, v.label, v.attack, v.quality) for v in idx.videos] == [
-        ("train", 7, "1", 1, "genuine", "normal"), ("train", 7, "HR_4", 0, "video", "high")]
-    assert idx.videos[0].rel == "train_release/7/1.avi"
-    assert sorted(idx.extra) == ["train_release/7/9.avi", "train_release/7/notes.txt", "train_release/README"]
-    missing = [w for w in idx.warnings if w.startswith("train_release/7")]
-    assert len(missing) == 1 and "2.avi" in missing[0] and "HR_1.avi" in missing[0]
-    assert any("test_release/3: video(s) missing" in w for w in idx.warnings)
-    assert any("subject folder(s) missing" in w and "1, 2" in w for w in idx.warnings)
-
-
-def test_list_file_names():
-    p = L.list_file("/o", 1.8, 7, "fold3_val")
-    assert p.as_posix() == "/o/s1.8_T7/fold3_val.txt"
-    assert L.list_file("o", 1, 1, "train").as_posix() == "o/s1.0_T1/train.txt"
-    for bad in ("val", "fold_train", "foldx_val", "fold1_test"):
-        with pytest.raises(ValueError):
-            L.list_file("o", 1.0, 1, bad)
-    assert L.list_names(2) == ["train", "test", "fold1_train", "fold1_val", "fold2_train", "fold2_val"]

@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 from typing import NamedTuple
 
-from configs import errors
+from configs import errors, grammar
 from configs.errors import UserError
 
 CHANCE_MIN = 35.0     # %: a model at chance (50 in expectation, a few points of spread)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from scripts.training.gpu import ROOT, require_gpu  # noqa: F401
+from scripts.training.gpu import ROOT
 
 
 # ---------------------------------------------------------------- checks

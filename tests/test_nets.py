@@ -600,8 +600,9 @@ def test_sgd_drives_loss_down(tmp_path, model, T):
     cfg = small_cfg()
     train = separable_set(tmp_path / "train", 64, T, 16, seed=6)
     val = separable_set(tmp_path / "val", 16, T, 16, seed=7)
-    paths = G.write_experiment_nets(cfg, model, T, train, val, tmp_path / "exp", max_iter=300,
-                                    stepvalues=[250], test_iter=2, test_interval=1000,
+    paths = G.write_experiment_nets(cfg, model, T, train, val, tmp_path / "exp",
+                                    schedule=Schedule.from_config(cfg, 300).replace(stepvalues=(250,)),
+                                    test_iter=2, test_interval=1000,
                                     batch=8, val_batch=8)
     caffe.set_random_seed(cfg["seed"])
     solver = caffe.get_solver(str(paths["solver"]))

@@ -27,6 +27,7 @@ import numpy as np
 
 from configs import errors
 from configs.files import atomic_path
+from configs.schedule import Schedule
 from scripts.diagnostics.bench import ROOT, build_env, paper_nets, reference_build  # noqa: F401 (reference_build: for callers)
 
 # (model, T): the paper's three nets, the LSTM-CNNs at T = 3 to keep the check small.
@@ -45,8 +46,8 @@ def dump(out: Path, size: int = 32, steps: int = 50, batch_cnn: int = 16,
         for model, T in NETS:
             batch = batch_cnn if model == "cnn" else batch_lstm
             caffe.set_random_seed(seed)
-            paths = paper_nets(cfg, model, T, size, batch, Path(d), max_iter=steps + 1,
-                               test_interval=steps + 2)
+            paths = paper_nets(cfg, model, T, size, batch, Path(d),
+                               schedule=Schedule.from_config(cfg, steps + 1), test_interval=steps + 2)
             solver = caffe.SGDSolver(str(paths["solver"]))
             net = solver.net
             for name, params in net.params.items():

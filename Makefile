@@ -28,11 +28,12 @@ EXPS    := $(RUN)/experiments
 # The run's plan, RUN/experiments.mk (scripts/experiments.py): its experiment lists and a
 # rule for every fold run, full run and prepared (scale, T), generated from the config.
 # Read only by the goals that train (the sub-makes every table target starts after
-# setup, or an experiment's DONE file made directly), and remade when the config changes.
+# setup, an experiment's DONE file or a prepared (scale, T) made directly), and remade
+# when the config changes; other goals (prep, make -n prep) never write it.
 PLAN := $(RUN)/experiments.mk
 PLAN_GOALS := _prep_for _table1 _sweep _demo _cross
 ifneq ($(wildcard $(PY)),)
-ifneq ($(filter $(PLAN_GOALS) $(RUN)/%,$(MAKECMDGOALS)),)
+ifneq ($(filter $(PLAN_GOALS) $(RUN)/experiments/% $(RUN)/prep/%/manifest.json,$(MAKECMDGOALS)),)
 include $(PLAN)
 endif
 endif

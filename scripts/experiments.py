@@ -24,6 +24,7 @@ from pathlib import Path
 
 from configs import config_files, errors, grammar
 from configs.errors import UserError
+from data_prep import hdf5_layout as L
 
 LISTS = ("table1", "sweep", "all")
 
@@ -50,8 +51,7 @@ def _header(cfg: dict, config: str, run: grammar.RunLayout, sources: list[str]) 
            "# and included by the Makefile, which remakes it when a PLAN_SOURCES file changes.",
            "# Edit the config, not this file.",
            f"PLAN_CONFIG := {config}",
-           f"PLAN_SOURCES := {' '.join(sources)}",
-           f"PLAN_FOLDS := {' '.join(str(k) for k in grammar.fold_ids(cfg))}"]
+           f"PLAN_SOURCES := {' '.join(sources)}"]
     for of in LISTS:
         out.append(f"PLAN_DONE_{of} := {' '.join(done[of])}")
     for of in LISTS:
@@ -63,7 +63,7 @@ def _experiment_rules(cfg: dict, config: str, run: grammar.RunLayout, name: str)
     full = grammar.parse(name)
     folds = [full.with_split(f"fold{k}") for k in grammar.fold_ids(cfg)]
     train = f"$(PY) -m scripts.train --config {shlex.quote(config)} --run {run.root}"
-    manifest = _manifest(run, full)
+    manifest = _manifest(run, full.scale, full.T)
     out = ["", f"# {name}: {len(folds)} fold run(s) on {manifest.parent.name}, then the full run"]
     for f in folds:
         out += [f"{run.done(f)}: | {manifest}",
@@ -73,9 +73,9 @@ def _experiment_rules(cfg: dict, config: str, run: grammar.RunLayout, name: str)
     return out
 
 
-def _manifest(run: grammar.RunLayout, exp: grammar.Experiment) -> Path:
-    """The prepared (scale, T) an experiment trains on; its manifest is written last."""
-    return run.prep / grammar.combo_name(exp.scale, exp.T) / "manifest.json"
+def _manifest(run: grammar.RunLayout, scale: float, T: int) -> Path:
+    """A prepared (scale, T)'s manifest, written last (data_prep/hdf5_layout.py)."""
+    return L.combo_dir(run.prep, scale, T) / "manifest.json"
 
 
 def plan_text(cfg: dict, config: str, run: str | Path) -> str:
@@ -88,8 +88,7 @@ def plan_text(cfg: dict, config: str, run: str | Path) -> str:
     lines.append("")
     lines.append("# Prepared data, one (scale, T) at a time when an experiment is made directly")
     for s, T in grammar.combos(cfg, "all"):
-        d = layout.prep / grammar.combo_name(s, T)
-        lines += [f"{d / 'manifest.json'}: $(SYNTH_DEP)", f"\t$(PREP_ONE) --only {grammar.scale_str(s)}:{T}"]
+        lines += [f"{_manifest(layout, s, T)}: $(SYNTH_DEP)", f"\t$(PREP_ONE) --only {grammar.scale_str(s)}:{T}"]
     return "\n".join(lines) + "\n"
 
 

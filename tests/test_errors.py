@@ -13,23 +13,12 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 from configs import errors
 
-ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("configs", "data_prep", "eval", "prototxt", "scripts")
-
-
-def _sources():
-    for d in PACKAGES:
-        yield from sorted((ROOT / d).rglob("*.py"))
-
-
-def _module(p: Path) -> str:
-    return ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+from test_code_shape import PACKAGES, ROOT, _module, _sources
 
 
 def _constants() -> dict[str, int]:

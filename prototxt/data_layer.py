@@ -13,8 +13,13 @@ minibatches; this layer draws every minibatch uniformly over *all* samples of it
   batches an uninterrupted run sees.
 - ``shuffle: false`` (TEST): the list's samples in order, wrapping around.
 
-The samples are the shards' bytes, unchanged: ``data`` is the uint8 (B, T, 3, S, S)
-array as float32 (exactly what ``HDF5Data`` gives), ``label`` (B,) float32. Rows are
+``augment`` (TRAIN only, optional; ``solver.augment`` in the config): per clip, the
+same random change to all of its T frames, so that nothing in the order of frames moves:
+a horizontal flip (``flip``), a shift of up to ``shift`` pixels each way with the edge
+repeated, and a brightness gain uniform in [1 - ``gain``, 1 + ``gain``]. The draws are a
+function of (seed, iteration), so a resumed run sees the same batches. Without it (or
+with all three off), the samples are the shards' bytes, unchanged: ``data`` is the
+uint8 (B, T, 3, S, S) array as float32 (exactly what ``HDF5Data`` gives), ``label`` (B,) float32. Rows are
 read through a memory map of each shard's contiguous ``data`` dataset (the OS page
 cache holds what is hot), so memory stays bounded at any data set size.
 
@@ -125,6 +130,47 @@ def batch_indices(n: int, batch: int, iteration: int, seed: int, shuffle: bool) 
     return out
 
 
+class Augment:
+    """Per-clip augmentation of a training batch (see the module docstring): one flip,
+    shift and gain per clip, applied alike to its T frames."""
+
+    KEYS = ("flip", "shift", "gain")
+
+    def __init__(self, flip: bool, shift: int, gain: float):
+        if shift < 0 or not 0 <= gain < 1:
+            raise ValueError(f"SequenceData: augment needs shift >= 0 and 0 <= gain < 1; "
+                             f"got shift {shift}, gain {gain}")
+        self.flip, self.shift, self.gain = bool(flip), int(shift), float(gain)
+
+    @classmethod
+    def from_param(cls, p):
+        if not p:
+            return None
+        if not isinstance(p, dict) or set(p) - set(cls.KEYS):
+            raise ValueError(f"SequenceData: augment takes {list(cls.KEYS)}; got {p!r}")
+        a = cls(p.get("flip", False), p.get("shift", 0), p.get("gain", 0.0))
+        return a if (a.flip or a.shift or a.gain) else None
+
+    def __call__(self, x: np.ndarray, seed: int, iteration: int) -> None:
+        """Augment ``x`` (B, T, 3, S, S) float32 in place; draws from (seed, iteration)."""
+        rng = np.random.default_rng([int(seed), int(iteration), 0xA06])
+        b, k = x.shape[0], self.shift
+        flips = rng.random(b) < 0.5
+        dx, dy = rng.integers(-k, k + 1, (2, b))
+        gains = rng.uniform(1 - self.gain, 1 + self.gain, b).astype(np.float32)
+        s = x.shape[-1]
+        for i in range(b):
+            clip = x[i]
+            if self.flip and flips[i]:
+                clip = clip[..., ::-1]
+            if k and (dx[i] or dy[i]):
+                pad = np.pad(clip, ((0, 0), (0, 0), (k, k), (k, k)), mode="edge")
+                clip = pad[..., k + dy[i]:k + dy[i] + s, k + dx[i]:k + dx[i] + s]
+            if self.gain:
+                clip = np.clip(clip * gains[i], 0, 255)
+            x[i] = clip
+
+
 def _caffe_layer_base():
     try:
         import caffe
@@ -141,16 +187,17 @@ class SequenceData(_caffe_layer_base()):
             p = json.loads(self.param_str)
         except ValueError as e:
             raise ValueError(f"SequenceData: param_str is not JSON ({e}): {self.param_str!r}")
-        unknown = set(p) - {"source", "batch_size", "shuffle", "seed"}
+        unknown = set(p) - {"source", "batch_size", "shuffle", "seed", "augment"}
         if unknown or "source" not in p or "batch_size" not in p:
             raise ValueError(f"SequenceData: param_str needs source and batch_size (optional: "
-                             f"shuffle, seed); got {sorted(p)}")
+                             f"shuffle, seed, augment); got {sorted(p)}")
         if len(top) != 2 or bottom:
             raise ValueError("SequenceData: no bottoms and two tops (data, label)")
         self.source = Path(p["source"])
         self.batch = int(p["batch_size"])
         self.shuffle = bool(p.get("shuffle", False))
         self.seed = int(p.get("seed", 0))
+        self.augment = Augment.from_param(p.get("augment"))
         self.set = ShardSet(L.read_list(self.source))
         self.iteration = 0
 
@@ -165,6 +212,8 @@ class SequenceData(_caffe_layer_base()):
     def forward(self, bottom, top):
         idx = batch_indices(self.set.n, self.batch, self.iteration, self.seed, self.shuffle)
         self.set.gather(idx, top[0].data)
+        if self.augment is not None:
+            self.augment(top[0].data, self.seed, self.iteration)
         top[1].data[...] = self.set.labels[idx]
         self.last_indices = idx
         self.iteration += 1

@@ -268,16 +268,23 @@ def _finish(n, name, model, cfg_net) -> caffe_pb2.NetParameter:
     return proto
 
 
-def data_layer(source, batch: int, shuffle: bool, seed: int, phase) -> caffe_pb2.LayerParameter:
+def data_layer(source, batch: int, shuffle: bool, seed: int, phase,
+               augment: dict | None = None) -> caffe_pb2.LayerParameter:
     """The ``SequenceData`` Python layer (prototxt/data_layer.py) on one list file: with
-    ``shuffle`` every minibatch is a seeded uniform draw over all samples of the list."""
+    ``shuffle`` every minibatch is a seeded uniform draw over all samples of the list;
+    ``augment`` (solver.augment, TRAIN only) is written only when one of its parts is on,
+    so nets without it are unchanged."""
     lp = caffe_pb2.LayerParameter(name="data" if phase == caffe.TRAIN else "data_test",
                                   type="Python", top=["data", "label"])
     lp.include.add().phase = phase
     lp.python_param.module = "prototxt.data_layer"
     lp.python_param.layer = "SequenceData"
-    lp.python_param.param_str = json.dumps({"source": str(source), "batch_size": int(batch),
-                                            "shuffle": bool(shuffle), "seed": int(seed)})
+    param = {"source": str(source), "batch_size": int(batch), "shuffle": bool(shuffle),
+             "seed": int(seed)}
+    if augment and (augment["flip"] or augment["shift"] or augment["gain"]):
+        param["augment"] = {"flip": bool(augment["flip"]), "shift": int(augment["shift"]),
+                            "gain": float(augment["gain"])}
+    lp.python_param.param_str = json.dumps(param)
     return lp
 
 
@@ -305,7 +312,8 @@ def net_param(cfg: dict, model: str, T: int, train_list, val_list, batch: int | 
     del proto.layer[0]
     seed = int(cfg["seed"])
     proto.layer.insert(0, data_layer(val_list, val_batch, False, seed, caffe.TEST))
-    proto.layer.insert(0, data_layer(train_list, batch, True, seed, caffe.TRAIN))
+    proto.layer.insert(0, data_layer(train_list, batch, True, seed, caffe.TRAIN,
+                                     c_sol["augment"]))
     return proto
 
 

@@ -165,3 +165,60 @@ def test_shardset_gathers_across_shards_mapped_or_chunked(tmp_path):
     s.gather(idx, out)
     np.testing.assert_array_equal(out, np.concatenate([x, x + 100])[idx].astype(np.float32))
     np.testing.assert_array_equal(s.labels[idx], [0, 0, 0, 1, 1, 1, 0])
+
+
+# --------------------------------------------------------------------------- augmentation
+def _clips(b=6, T=5, S=12, seed=0):
+    """Random clips below 200, so a gain <= 1.2 never reaches the clip at 255."""
+    return np.random.default_rng(seed).integers(0, 200, (b, T, 3, S, S)).astype(np.float32)
+
+
+def test_augment_changes_every_frame_of_a_clip_alike_and_keeps_their_order():
+    from prototxt.data_layer import Augment
+    x = _clips(b=40)
+    y = x.copy()
+    Augment(flip=True, shift=2, gain=0.2)(y, seed=3, iteration=7)
+    assert not np.array_equal(x, y)                     # it does something
+    for i in range(len(x)):
+        # the transform of clip i, recovered from its first frame, maps every frame:
+        # the same flip/shift/gain for all T, so the order of frames is the stored one
+        best = None
+        for flip in (False, True):
+            src = x[i, ..., ::-1] if flip else x[i]
+            for dy in range(-2, 3):
+                for dx in range(-2, 3):
+                    pad = np.pad(src, ((0, 0), (0, 0), (2, 2), (2, 2)), mode="edge")
+                    cand = pad[..., 2 + dy:2 + dy + 12, 2 + dx:2 + dx + 12]
+                    g = (y[i, 0] * cand[0]).sum() / max((cand[0] ** 2).sum(), 1e-9)
+                    err = np.abs(np.clip(cand * g, 0, 255) - y[i]).max()
+                    if best is None or err < best[0]:
+                        best = (err, flip, dy, dx, g)
+        assert best[0] < 1e-2, f"clip {i}: no single flip/shift/gain maps all its frames"
+        assert 0.8 - 1e-6 <= best[4] <= 1.2 + 1e-6
+
+
+def test_augment_is_a_function_of_seed_and_iteration_and_off_changes_nothing():
+    from prototxt.data_layer import Augment
+    x = _clips()
+    a, b, c = x.copy(), x.copy(), x.copy()
+    Augment(True, 2, 0.2)(a, seed=1, iteration=4)
+    Augment(True, 2, 0.2)(b, seed=1, iteration=4)
+    Augment(True, 2, 0.2)(c, seed=1, iteration=5)
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert Augment.from_param(None) is None
+    assert Augment.from_param({"flip": False, "shift": 0, "gain": 0.0}) is None
+    with pytest.raises(ValueError, match="augment takes"):
+        Augment.from_param({"flip": True, "rotate": 5})
+    with pytest.raises(ValueError, match="shift >= 0"):
+        Augment.from_param({"shift": -1})
+
+
+def test_augment_enters_the_training_layer_only_when_on():
+    cfg = load_config()
+    off = G.net_param(cfg, "cnn", 1, "tr.txt", "va.txt")
+    assert all("augment" not in l.python_param.param_str for l in off.layer if l.type == "Python")
+    cfg["solver"]["augment"] = {"flip": True, "shift": 2, "gain": 0.2}
+    on = G.net_param(cfg, "cnn", 1, "tr.txt", "va.txt")
+    params = {l.name: json.loads(l.python_param.param_str) for l in on.layer if l.type == "Python"}
+    assert params["data"]["augment"] == {"flip": True, "shift": 2, "gain": 0.2}
+    assert "augment" not in params["data_test"]          # validation data is never changed

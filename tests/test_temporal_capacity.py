@@ -1,0 +1,41 @@
+"""scripts/diagnostics/temporal_capacity.py: the order-only cue it builds (fast; the
+training it runs is a diagnostic, its figures are in docs/validation.md)."""
+import h5py
+import numpy as np
+import pytest
+
+from configs import errors
+from scripts.diagnostics.temporal_capacity import ramp_copy, ramp_offsets
+
+
+def _folder(tmp_path, n=400, T=5):
+    src = tmp_path / "s1.0_T5"
+    src.mkdir()
+    (src / "manifest.json").write_text("{}")
+    (src / "fold1_train.txt").write_text("a.h5\n")
+    with h5py.File(src / "a.h5", "w") as f:
+        f["data"] = np.full((n, T, 3, 4, 4), 100, np.uint8)
+        f["label"] = np.zeros(n, np.float32)
+    return src
+
+
+def test_the_ramp_is_the_only_cue_and_only_order_carries_it(tmp_path):
+    src = _folder(tmp_path)
+    dst = ramp_copy(src, tmp_path / "out" / "s1.0_T5", c=40, genuine=0.25, seed=3)
+    assert (dst / "fold1_train.txt").read_text() == "a.h5\n"
+    with h5py.File(dst / "a.h5") as f:
+        x, y = f["data"][:].astype(float), f["label"][:]
+    assert set(np.unique(y)) == {0.0, 1.0} and 0.15 < y.mean() < 0.35
+    means = x.mean(axis=(2, 3, 4))                                  # (N, T)
+    np.testing.assert_allclose(means[y == 1], np.broadcast_to(100 + ramp_offsets(5, 40), means[y == 1].shape))
+    np.testing.assert_allclose(means[y == 0], np.broadcast_to(100 - ramp_offsets(5, 40), means[y == 0].shape))
+    # first-to-last contrast +40 / -40; the set of per-frame offsets is the same in both classes
+    assert ramp_offsets(5, 40)[-1] - ramp_offsets(5, 40)[0] == pytest.approx(40)
+    assert sorted(np.unique(means[y == 1])) == sorted(np.unique(means[y == 0]))
+    with h5py.File(src / "a.h5") as f:                             # the source is untouched
+        assert (f["data"][:] == 100).all() and (f["label"][:] == 0).all()
+
+
+def test_a_folder_that_is_not_prepared_is_refused(tmp_path):
+    with pytest.raises(errors.UserError, match="not a prepared"):
+        ramp_copy(tmp_path, tmp_path / "out", c=10, genuine=0.25, seed=0)

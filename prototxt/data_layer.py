@@ -151,6 +151,10 @@ class Augment:
         a = cls(p.get("flip", False), p.get("shift", 0), p.get("gain", 0.0))
         return a if (a.flip or a.shift or a.gain) else None
 
+    def param(self) -> dict:
+        """The ``augment`` entry of param_str that ``from_param`` reads back."""
+        return {"flip": self.flip, "shift": self.shift, "gain": self.gain}
+
     def __call__(self, x: np.ndarray, seed: int, iteration: int) -> None:
         """Augment ``x`` (B, T, 3, S, S) float32 in place; draws from (seed, iteration)."""
         rng = np.random.default_rng([int(seed), int(iteration), 0xA06])

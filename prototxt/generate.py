@@ -51,6 +51,7 @@ from google.protobuf import text_format
 from configs import errors
 from configs.files import write_text_atomic
 from configs.grammar import MODELS, check_model, model_name, scale_dir  # noqa: F401
+from prototxt.data_layer import Augment
 
 REPO = Path(__file__).resolve().parent.parent
 GATES = ("i", "f", "o", "g")  # Caffe's LSTM gate order in W_xc, b_c, W_hc (caffe/src/caffe/layers/lstm_unit_layer.cpp)
@@ -281,9 +282,9 @@ def data_layer(source, batch: int, shuffle: bool, seed: int, phase,
     lp.python_param.layer = "SequenceData"
     param = {"source": str(source), "batch_size": int(batch), "shuffle": bool(shuffle),
              "seed": int(seed)}
-    if augment and (augment["flip"] or augment["shift"] or augment["gain"]):
-        param["augment"] = {"flip": bool(augment["flip"]), "shift": int(augment["shift"]),
-                            "gain": float(augment["gain"])}
+    aug = Augment.from_param(augment)          # None when every part is off
+    if aug is not None:
+        param["augment"] = aug.param()
     lp.python_param.param_str = json.dumps(param)
     return lp
 

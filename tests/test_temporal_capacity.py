@@ -27,8 +27,9 @@ def test_the_ramp_is_the_only_cue_and_only_order_carries_it(tmp_path):
         x, y = f["data"][:].astype(float), f["label"][:]
     assert set(np.unique(y)) == {0.0, 1.0} and 0.15 < y.mean() < 0.35
     means = x.mean(axis=(2, 3, 4))                                  # (N, T)
-    np.testing.assert_allclose(means[y == 1], np.broadcast_to(100 + ramp_offsets(5, 40), means[y == 1].shape))
-    np.testing.assert_allclose(means[y == 0], np.broadcast_to(100 - ramp_offsets(5, 40), means[y == 0].shape))
+    up, down = 100 + ramp_offsets(5, 40), 100 - ramp_offsets(5, 40)
+    np.testing.assert_allclose(means[y == 1], np.broadcast_to(up, means[y == 1].shape))
+    np.testing.assert_allclose(means[y == 0], np.broadcast_to(down, means[y == 0].shape))
     # first-to-last contrast +40 / -40; the set of per-frame offsets is the same in both classes
     assert ramp_offsets(5, 40)[-1] - ramp_offsets(5, 40)[0] == pytest.approx(40)
     assert sorted(np.unique(means[y == 1])) == sorted(np.unique(means[y == 0]))

@@ -60,52 +60,40 @@ def ramp_copy(src: Path, dst: Path, c: float, genuine: float, seed: int) -> Path
 
 def train_and_watch(cfg: dict, model: str, folder: Path, fold: int, iters: int,
                     every: int) -> tuple[list[dict], float]:
-    """Train ``model`` on fold ``fold`` of ``folder``: validation loss and AUC per check,
-    and the class-prior loss of the fold's validation labels."""
+    """Train ``model`` on fold ``fold`` of ``folder``: validation loss and AUC per check
+    (through the deploy net sharing the solver's weights, as the trainer validates), and
+    the class-prior loss of the fold's validation labels."""
     import caffe
+    import h5py
     from sklearn.metrics import roc_auc_score
     from tqdm import tqdm
-    from prototxt import data_layer as DL
+    from data_prep import hdf5_layout as L
     from prototxt import generate as G
-    import h5py
+    from scripts.training.caffe_io import predict_shards
+    from scripts.training.curves import class_prior_loss
+    from scripts.training.trainer import nll
     tr, va = folder / f"fold{fold}_train.txt", folder / f"fold{fold}_val.txt"
-    shards = DL.L.read_list(va)
-    vs = DL.ShardSet(shards)
-    with h5py.File(shards[0], "r") as f:
+    val_shards = L.read_list(va)
+    with h5py.File(val_shards[0], "r") as f:
         T = int(f["data"].shape[1])
     work = Path(tempfile.mkdtemp(prefix="capacity-", dir=folder))
-    S = cfg["net"]["input_size"]
-    x = np.zeros((vs.n, T, 3, S, S), np.float32)
-    vs.gather(np.arange(vs.n), x)
-    y = vs.labels.astype(int)
-    net = work / "train_val.prototxt"
-    net.write_text(str(G.net_param(cfg, model, T, str(tr), str(va))))
+    net = G.write_net(work / "train_val.prototxt", G.net_param(cfg, model, T, str(tr), str(va)))
+    deploy = G.write_net(work / "deploy.prototxt", G.deploy_net(cfg, model, T))
     (work / "solver.prototxt").write_text(
         G.solver_text(cfg, model, T, net, work / "snap", test_iter=1, test_interval=10 ** 6,
                       snapshot=0).replace("test_initialization: true", "test_initialization: false"))
     caffe.set_mode_cpu()
     caffe.set_random_seed(int(cfg["seed"]))
     solver = caffe.get_solver(str(work / "solver.prototxt"))
-    tn = solver.test_nets[0]
-    B = tn.blobs["data"].shape[0]
-    rows = []
+    deploy_net = caffe.Net(str(deploy), caffe.TEST)
+    rows, y = [], None
     for it in tqdm(range(every, iters + 1, every), desc=f"{model} {folder.parent.name}", unit="check"):
         solver.step(every)
-        tn.share_with(solver.net)
-        z = []
-        for i in range(0, vs.n, B):
-            k = len(x[i:i + B])
-            tn.blobs["data"].data[:k] = x[i:i + B]
-            tn._forward(1, len(tn.layers) - 1)          # past the data layer
-            z.append(tn.blobs["fc2"].data[:k].copy())
-        z = np.concatenate(z)
-        z -= z.max(1, keepdims=True)
-        logp = z - np.log(np.exp(z).sum(1, keepdims=True))
-        rows.append({"iter": it, "val_loss": float(-logp[np.arange(len(y)), y].mean()),
-                     "auc": float(roc_auc_score(y, logp[:, 1]))})
+        deploy_net.share_with(solver.net)
+        scores, y, _ = predict_shards(deploy_net, val_shards, int(cfg["train"]["score_batch"]))
+        rows.append({"iter": it, "val_loss": nll(scores, y)[0], "auc": float(roc_auc_score(y, scores))})
     shutil.rmtree(work, ignore_errors=True)
-    p = float(y.mean())
-    return rows, float(-(p * np.log(p) + (1 - p) * np.log(1 - p)))
+    return rows, class_prior_loss(y)
 
 
 @errors.cli

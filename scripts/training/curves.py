@@ -80,12 +80,17 @@ def save_figure(fig, path: Path) -> None:
         plt.close(fig)
 
 
+def class_prior_loss(labels) -> float:
+    """Cross-entropy of a net that outputs the labels' own class share (learnt nothing)."""
+    p = float(np.mean(np.asarray(labels) == 1))
+    return float(-(p * np.log(p) + (1 - p) * np.log(1 - p))) if 0 < p < 1 else 0.0
+
+
 def prior_loss(exp_dir: Path) -> float | None:
     z = Path(exp_dir) / "val_scores.npz"
     if not z.exists():
         return None
-    p = float(np.mean(np.load(z)["label"] == 1))
-    return float(-(p * np.log(p) + (1 - p) * np.log(1 - p))) if 0 < p < 1 else 0.0
+    return class_prior_loss(np.load(z)["label"])
 
 
 def plot(runs: list[tuple[str, Path]], out: Path, title: str = "", max_iter: int | None = None) -> None:

@@ -45,8 +45,10 @@ do not depend on the difficulty.
 
 Known-answer sets (``synth.cues`` / ``--cues``, used by ``make validate``): the genuine
 videos are the natural set's, and every attack is a live video with exactly one cue,
-so the right answer holds by construction: ``temporal`` (a live frame held still, fresh
-sensor noise: no single frame differs in distribution, only their order does),
+so the right answer holds by construction: ``order`` (the frames of the subject's genuine
+video of the same quality, shuffled: the classes share every frame, only the order
+differs), ``temporal`` (a live frame held still, fresh sensor noise: no single frame
+differs in distribution, only their order does),
 ``background`` (a screen bezel around the face, outside the face box) and ``static``
 (a print's gamut in every frame, the control).
 
@@ -542,6 +544,8 @@ def _render_frames(params: dict, split: str, subject: int, stem: str, info=None,
     cues = params.get("cues", "natural")
     if kind == "genuine":
         yield from _genuine_frames(v)
+    elif cues == "order":
+        yield from _reordered_frames(params, v)
     elif cues != "natural":
         yield from KNOWN_ANSWER_ATTACKS[cues](v)
     elif kind in ("warped", "cut"):
@@ -571,6 +575,28 @@ def _frozen_frames(v: SimpleNamespace):
     still = _live_frame(v.room, v.canvas, face, t0, v.subj["skin"]) * np.float32(1 + v.expo(t0))
     for _ in range(v.n):
         yield v.cam(still)
+
+
+def genuine_twin(quality: str) -> str:
+    """The CASIA genuine stem of one quality (1, 2 or HR_1): the live video whose frames
+    the attacks of that quality show, in another order, in the ``order`` set."""
+    return next(s for s, i in STEMS.items() if i.attack == "genuine" and i.quality == quality)
+
+
+def _reordered_frames(params: dict, v: SimpleNamespace):
+    """cues = order: the very frames of the subject's genuine video of the same quality
+    (the same images, sensor noise included) in a random order (one permutation per attack
+    video, from its own seed). Every frame of an attack is a frame of a genuine video, and
+    every genuine frame is in three attacks, so p(genuine | one frame) is the class prior
+    for every frame: no single-frame model can beat chance, in training or in test. Only
+    the order differs: a genuine video moves smoothly, an attack jumps between moments.
+    (The rendered images are identical; in the .avi files they differ by about 1.4 grey
+    levels on average, because FFmpeg's MJPEG rate control sets each frame's quantiser
+    from the frames before it.)"""
+    twin = _video_setup(params, v.split, v.subject, genuine_twin(v.info.quality))
+    frames = list(_genuine_frames(twin))
+    for i in v.rng.permutation(len(frames)):
+        yield frames[i]
 
 
 # The bezel of cues = background, in face sides (face_px of _place) from the face centre:
@@ -616,7 +642,7 @@ def _gamut_frames(v: SimpleNamespace):
 
 KNOWN_ANSWER_ATTACKS = {"temporal": _frozen_frames, "background": _bezel_frames,
                         "static": _gamut_frames}
-CUES = ("natural",) + tuple(KNOWN_ANSWER_ATTACKS)
+CUES = ("natural", "order") + tuple(KNOWN_ANSWER_ATTACKS)
 
 
 def _print_setup(v: SimpleNamespace, kind: str) -> SimpleNamespace:

@@ -67,10 +67,24 @@ def test_verdicts_pass_and_fail_from_the_tables(tmp_path):
     # a temporal path that learnt nothing: the LSTM-CNN at chance fails its verdict
     bad = tmp_path / "bad"
     _tables(bad, {**good["temporal"], "lstm_T5_s1.0": 48.0})
-    rc = V.main(["--runs", str(bad), str(runs["background"]), str(runs["static"]),
-                 "--out", str(tmp_path / "o2")])
+    rc = V.main(["--sets", "temporal", "background", "static", "--runs", str(bad),
+                 str(runs["background"]), str(runs["static"]), "--out", str(tmp_path / "o2")])
     assert rc == 1
     assert "FAIL" in (tmp_path / "o2" / "validate.md").read_text()
+    # the default sets: the order set first; its run folder is read for its verdicts
+    order = tmp_path / "order"
+    _tables(order, {"cnn_T1_s1.0": 50.0, "lstm_T5_s1.0": 9.0, "peephole_T5_s1.0": 30.0})
+    rc = V.main(["--runs", str(order), str(runs["background"]), str(runs["static"]),
+                 "--out", str(tmp_path / "o3")])
+    assert rc == 1
+    md = (tmp_path / "o3" / "validate.md").read_text()
+    assert md.count("| PASS |") == 6 and md.count("| FAIL |") == 1 and "| order | peephole_T5_s1.0" in md
+
+
+def test_one_run_folder_per_set_or_a_clear_error(tmp_path, capsys):
+    rc = V.main(["--sets", "order", "static", "--runs", str(tmp_path), "--out", str(tmp_path / "o")])
+    assert rc == 2
+    assert "--runs: 1 run folders for 2 sets (order static)" in capsys.readouterr().err
 
 
 def test_a_run_without_tables_is_named(tmp_path, capsys):
@@ -100,6 +114,30 @@ def test_a_temporal_attack_is_one_live_frame_held_still():
     # and the natural set's attacks are not frozen
     nat = np.stack(list(synth._render_frames(_params("natural"), "train", 1, "3"))).astype(np.float32)
     assert np.abs(nat[1:] - nat[:-1]).mean() > 1.3 * still.mean()
+
+
+@pytest.mark.slow   # renders synthetic videos
+def test_an_order_attack_shows_its_genuine_twins_frames_shuffled():
+    """The order set's attacks and genuine videos share every rendered frame: each attack
+    is a permutation of the frames of the subject's genuine video of its quality (its own
+    permutation), so one frame cannot tell the classes apart; the order is not the
+    genuine one. The natural set's attacks share no frame with the genuine video."""
+    import hashlib
+    from data_prep import synth
+    from data_prep.casia import STEMS
+    p = _params("order")
+    key = lambda f: hashlib.sha256(f.tobytes()).hexdigest()          # noqa: E731
+    gen = [key(f) for f in synth._render_frames(p, "train", 2, "2")]
+    assert len(set(gen)) == len(gen)                  # a genuine video moves: no repeats
+    orders = []
+    for stem in ("4", "6", "8"):
+        assert STEMS[stem].quality == STEMS["2"].quality and synth.genuine_twin(STEMS[stem].quality) == "2"
+        att = [key(f) for f in synth._render_frames(p, "train", 2, stem)]
+        assert sorted(att) == sorted(gen), stem
+        orders.append([gen.index(k) for k in att])
+    assert all(o != sorted(o) for o in orders) and len({tuple(o) for o in orders}) == 3, orders
+    nat = {key(f) for f in synth._render_frames(_params("natural"), "train", 2, "4")}
+    assert not nat & set(gen)
 
 
 @pytest.mark.slow   # renders synthetic videos and runs Viola-Jones

@@ -1,18 +1,25 @@
 """Can the LSTM-CNN learn an order-only cue under a config's regime? A capacity check.
 
 Copies a prepared ``s<scale>_T<T>`` folder (data_prep/hdf5_layout.py) with new labels
-(1 with probability ``--genuine``, seeded) and one cue that only the order of a clip's
-frames carries: frame t (t = 0..T-1) of every clip gets the brightness offset
-``sign * c * (t / (T-1) - 1/2)`` grey levels, sign +1 for label 1 and -1 for label 0.
-So the first-to-last contrast is +c or -c, and the offsets a frame can get are the same
-set in both classes: a model that sees frames without their order cannot use it.
+(1 with probability ``--genuine``, seeded) and one cue that no single frame carries
+(``--cue``):
+
+* ``ramp`` (signed order): frame t (t = 0..T-1) of every clip gets the brightness offset
+  ``sign * c * (t / (T-1) - 1/2)`` grey levels, sign +1 for label 1 and -1 for label 0.
+  So the first-to-last contrast is +c or -c, and the offsets a frame can get are the same
+  set in both classes: a model that sees frames without their order cannot use it.
+* ``spread`` (magnitude of change): a label-1 clip gets one offset, uniform in
+  [-c/2, c/2], on all its frames; a label-0 clip an independent one on each frame. Every
+  frame's offset has the same distribution in both classes; only whether the frames of a
+  clip differ from each other tells them apart (the order sets' kind of cue).
+
 Everything else in the clip (appearance, motion, noise) is independent of the new label.
 Then it trains the config's LSTM-CNN on fold k's training shards with the real Caffe
 solver for ``--iters`` iterations and reports the fold's validation loss against the
 class-prior loss and the AUC every ``--every`` iterations.
 
     python -m scripts.diagnostics.temporal_capacity --prep RUN/prep/s1.0_T5 \
-        --config configs/validate-temporal.yaml --contrast 40 14 [--model lstm] [--fold 1]
+        --config configs/validate-temporal.yaml --contrast 40 14 [--cue ramp|spread] [--model lstm] [--fold 1]
 
 docs/validation.md gives what it measured on the temporal known-answer set.
 """
@@ -34,8 +41,19 @@ def ramp_offsets(T: int, c: float) -> np.ndarray:
     return (np.arange(T) / max(T - 1, 1) - 0.5) * float(c)
 
 
-def ramp_copy(src: Path, dst: Path, c: float, genuine: float, seed: int) -> Path:
-    """Copy the prepared folder ``src`` to ``dst`` with new labels and the ramp cue."""
+def spread_offsets(rng: np.random.Generator, y: np.ndarray, T: int, c: float) -> np.ndarray:
+    """(N, T) offsets: uniform in [-c/2, c/2], one per clip for label 1, one per frame for 0."""
+    per_frame = rng.uniform(-c / 2, c / 2, (len(y), T))
+    return np.where((y == 1)[:, None], per_frame[:, :1], per_frame).astype(np.float32)
+
+
+CUES = ("ramp", "spread")
+
+
+def cue_copy(src: Path, dst: Path, c: float, genuine: float, seed: int, cue: str = "ramp") -> Path:
+    """Copy the prepared folder ``src`` to ``dst`` with new labels and the ``cue``."""
+    if cue not in CUES:
+        raise errors.UserError(f"--cue {cue!r}: choose one of {', '.join(CUES)}")
     import h5py
     if not (src / "manifest.json").exists():
         raise errors.UserError(f"{src}: not a prepared (scale, T) folder (no manifest.json); "
@@ -51,8 +69,12 @@ def ramp_copy(src: Path, dst: Path, c: float, genuine: float, seed: int) -> Path
             with h5py.File(q, "r+") as f:
                 x = f["data"][:].astype(np.float32)
                 y = (rng.random(len(x)) < genuine).astype(np.float32)
-                sign = np.where(y == 1, 1.0, -1.0).astype(np.float32)
-                x += (sign[:, None] * ramp_offsets(x.shape[1], c)[None, :])[:, :, None, None, None]
+                if cue == "ramp":
+                    sign = np.where(y == 1, 1.0, -1.0).astype(np.float32)
+                    off = sign[:, None] * ramp_offsets(x.shape[1], c)[None, :]
+                else:
+                    off = spread_offsets(rng, y, x.shape[1], c)
+                x += off[:, :, None, None, None]
                 f["data"][...] = np.clip(np.rint(x), 0, 255).astype(np.uint8)
                 f["label"][...] = y
     return dst
@@ -104,6 +126,8 @@ def main(argv=None) -> int:
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--contrast", type=float, nargs="+", default=[40.0, 14.0],
                     help="first-to-last brightness contrast(s), grey levels")
+    ap.add_argument("--cue", choices=CUES, default="ramp",
+                    help="ramp: a signed brightness ramp (order); spread: frames alike or not")
     ap.add_argument("--model", choices=["lstm", "peephole"], default="lstm")
     ap.add_argument("--fold", type=int, default=1)
     ap.add_argument("--iters", type=int, default=250)
@@ -115,18 +139,19 @@ def main(argv=None) -> int:
     cfg = load_config(a.config, a.set)
     result = {}
     for c in a.contrast:
-        folder = ramp_copy(a.prep, a.out / f"c{c:g}" / a.prep.name, c, a.genuine, cfg["seed"])
+        folder = cue_copy(a.prep, a.out / f"{a.cue}{c:g}" / a.prep.name, c, a.genuine,
+                          cfg["seed"], a.cue)
         rows, prior = train_and_watch(cfg, a.model, folder, a.fold, a.iters, a.every)
         best = min(rows, key=lambda r: r["val_loss"])
         result[f"{c:g}"] = {"rows": rows, "prior": prior, "best": best}
-        print(f"contrast {c:g} grey levels: best validation loss {best['val_loss']:.3f} "
+        print(f"{a.cue} {c:g} grey levels: best validation loss {best['val_loss']:.3f} "
               f"({best['val_loss'] / prior:.2f} x the prior {prior:.3f}) at {best['iter']}, "
               f"AUC {best['auc']:.3f}; " + ", ".join(f"{r['iter']}: {r['val_loss'] / prior:.2f}"
                                                      for r in rows))
         shutil.rmtree(folder, ignore_errors=True)     # the copy: as large as the folder
     a.out.mkdir(parents=True, exist_ok=True)
-    (a.out / "capacity.json").write_text(json.dumps(result, indent=1))
-    print(f"wrote {a.out / 'capacity.json'}")
+    (a.out / f"capacity-{a.cue}.json").write_text(json.dumps(result, indent=1))
+    print(f"wrote {a.out / f'capacity-{a.cue}.json'}")
     return 0
 
 

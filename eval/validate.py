@@ -1,4 +1,4 @@
-"""``make validate``: the known-answer verdicts, from the tables of the three known-answer runs.
+"""``make validate``: the known-answer verdicts, from the tables of the known-answer runs.
 
     python -m eval.validate [--sets order background static] --runs RUN_order RUN_background RUN_static --out DIR
 

@@ -21,7 +21,7 @@ class-prior loss and the AUC every ``--every`` iterations.
     python -m scripts.diagnostics.temporal_capacity --prep RUN/prep/s1.0_T5 \
         --config configs/validate-temporal.yaml --contrast 40 14 [--cue ramp|spread] [--model lstm] [--fold 1]
 
-docs/validation.md gives what it measured on the temporal known-answer set.
+docs/validation.md gives what it measured on the known-answer sets' clips.
 """
 from __future__ import annotations
 
@@ -125,7 +125,7 @@ def main(argv=None) -> int:
     ap.add_argument("--config", default=None, help="the regime (default configs/default.yaml)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     ap.add_argument("--contrast", type=float, nargs="+", default=[40.0, 14.0],
-                    help="first-to-last brightness contrast(s), grey levels")
+                    help="the cue's size(s) c, grey levels: the ramp's first-to-last contrast, the spread's range")
     ap.add_argument("--cue", choices=CUES, default="ramp",
                     help="ramp: a signed brightness ramp (order); spread: frames alike or not")
     ap.add_argument("--model", choices=["lstm", "peephole"], default="lstm")

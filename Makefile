@@ -207,7 +207,7 @@ _demo: $(PLAN_DONE_all)
 # eval/validate.py (PASS/FAIL per expected verdict, table and figure in runs/validate/).
 # The frozen-frame temporal set is not in the default (15 minutes on 2 cores); run it with
 # make validate VALIDATE_SETS="temporal order background static".
-VALIDATE_SETS ?= order background static## validate: the known-answer sets (order temporal background static)
+VALIDATE_SETS ?= order background static## validate: the known-answer sets (default: order background static; also temporal)
 validate: setup ## known-answer validation: temporal-only, background-only and control sets, PASS/FAIL
 	@for s in $(VALIDATE_SETS); do \
 	  $(MAKE) --no-print-directory data/known-$$s/synth_manifest.json && \

@@ -528,7 +528,8 @@ def _video_setup(params: dict, split: str, subject: int, stem: str, info=None,
     cam = Camera(rng, w, h, sigma, blur)
     # the camera's own drift of exposure (all classes)
     expo = _smooth(rng, 2, 0.03, 0.05, 0.3)
-    return SimpleNamespace(seed=seed, info=info, w=w, h=h, fps=fps, n=n, s=1.0 - params["difficulty"],
+    return SimpleNamespace(params=params, seed=seed, info=info, w=w, h=h, fps=fps, n=n,
+                           s=1.0 - params["difficulty"],
                            dur=n / fps, rng=rng, subj=subj, canvas=_head_canvas(subj),
                            room=_draw_room(subj["room"], w, h), rate=params["blink_rate_hz"],
                            cam=cam, expo=expo, split=split, subject=subject)
@@ -544,8 +545,6 @@ def _render_frames(params: dict, split: str, subject: int, stem: str, info=None,
     cues = params.get("cues", "natural")
     if kind == "genuine":
         yield from _genuine_frames(v)
-    elif cues == "order":
-        yield from _reordered_frames(params, v)
     elif cues != "natural":
         yield from KNOWN_ANSWER_ATTACKS[cues](v)
     elif kind in ("warped", "cut"):
@@ -583,7 +582,7 @@ def genuine_twin(quality: str) -> str:
     return next(s for s, i in STEMS.items() if i.attack == "genuine" and i.quality == quality)
 
 
-def _reordered_frames(params: dict, v: SimpleNamespace):
+def _reordered_frames(v: SimpleNamespace):
     """cues = order: the very frames of the subject's genuine video of the same quality
     (the same images, sensor noise included) in a random order (one permutation per attack
     video, from its own seed). Every frame of an attack is a frame of a genuine video, and
@@ -593,7 +592,7 @@ def _reordered_frames(params: dict, v: SimpleNamespace):
     (The rendered images are identical; in the .avi files they differ by about 1.4 grey
     levels on average, because FFmpeg's MJPEG rate control sets each frame's quantiser
     from the frames before it.)"""
-    twin = _video_setup(params, v.split, v.subject, genuine_twin(v.info.quality))
+    twin = _video_setup(v.params, v.split, v.subject, genuine_twin(v.info.quality))
     frames = list(_genuine_frames(twin))
     for i in v.rng.permutation(len(frames)):
         yield frames[i]
@@ -640,9 +639,9 @@ def _gamut_frames(v: SimpleNamespace):
         yield v.cam(np.clip(img, 0, 1))
 
 
-KNOWN_ANSWER_ATTACKS = {"temporal": _frozen_frames, "background": _bezel_frames,
-                        "static": _gamut_frames}
-CUES = ("natural", "order") + tuple(KNOWN_ANSWER_ATTACKS)
+KNOWN_ANSWER_ATTACKS = {"order": _reordered_frames, "temporal": _frozen_frames,
+                        "background": _bezel_frames, "static": _gamut_frames}
+CUES = ("natural",) + tuple(KNOWN_ANSWER_ATTACKS)
 
 
 def _print_setup(v: SimpleNamespace, kind: str) -> SimpleNamespace:

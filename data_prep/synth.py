@@ -44,8 +44,11 @@ Cues marked (s) are static (visible in one frame); their strength is
 do not depend on the difficulty.
 
 Known-answer sets (``synth.cues`` / ``--cues``, used by ``make validate``): the genuine
-videos are the natural set's, and every attack is a live video with exactly one cue,
-so the right answer holds by construction: ``order`` (the frames of the subject's genuine
+videos are the natural set's (but for ``reversed``), and every attack is a live video with
+exactly one cue, so the right answer holds by construction: ``reversed`` (genuine videos brighten
+steadily, their exposure rising a few per cent a frame, and each attack is the subject's
+genuine video of the same quality played backwards: the classes share every frame, only
+the direction of time differs), ``order`` (the frames of the subject's genuine
 video of the same quality, shuffled: the classes share every frame, only the order
 differs), ``temporal`` (a live frame held still, fresh sensor noise: no single frame
 differs in distribution, only their order does),
@@ -544,7 +547,7 @@ def _render_frames(params: dict, split: str, subject: int, stem: str, info=None,
     kind = v.info.attack
     cues = params.get("cues", "natural")
     if kind == "genuine":
-        yield from _genuine_frames(v)
+        yield from KNOWN_ANSWER_GENUINE.get(cues, _genuine_frames)(v)
     elif cues != "natural":
         yield from KNOWN_ANSWER_ATTACKS[cues](v)
     elif kind in ("warped", "cut"):
@@ -598,6 +601,39 @@ def _reordered_frames(v: SimpleNamespace):
         yield frames[i]
 
 
+# cues = reversed: the genuine videos' exposure gain rises steadily over the recording
+# (as when a camera's auto-exposure settles, or a dimmer is turned up), by a step per frame
+# drawn per video from EXPOSURE_STEP, centred on the video's middle frame (gain 1). The
+# attacks play those videos backwards, so their gain falls. A rise that resets (a sawtooth)
+# would not do: its steps average to zero in both classes, so no linear function of the
+# frames could tell them apart. 0.025 a frame is about 3 grey levels on a mid-grey face,
+# 13 over a 5-frame clip: the size of signed cue the project's capacity check
+# (scripts/diagnostics/temporal_capacity.py) shows the LSTM-CNN learns.
+EXPOSURE_STEP = (0.02, 0.03)
+
+
+def _brightening_frames(v: SimpleNamespace):
+    """cues = reversed, genuine: a live video (the natural set's motion, blinks and room
+    light) whose exposure gain rises by a constant step a frame (EXPOSURE_STEP)."""
+    face = LiveFace(v.rng, v.dur, v.rate)
+    step = float(v.rng.uniform(*EXPOSURE_STEP))
+    for i in range(v.n):
+        t = i / v.fps
+        gain = 1.0 + step * (i - (v.n - 1) / 2)
+        yield v.cam(_live_frame(v.room, v.canvas, face, t, v.subj["skin"])
+                    * np.float32((1 + v.expo(t)) * gain))
+
+
+def _reversed_frames(v: SimpleNamespace):
+    """cues = reversed: the very frames of the subject's genuine video of the same quality
+    (the same images, sensor noise included), played backwards. As in ``order``, every
+    attack frame is a genuine frame and p(genuine | one frame) is the class prior; here the
+    order differs in a signed way: genuine videos brighten, attacks darken. The three
+    attacks of one quality are the same video (their files differ only by MJPEG)."""
+    twin = _video_setup(v.params, v.split, v.subject, genuine_twin(v.info.quality))
+    yield from reversed(list(_brightening_frames(twin)))
+
+
 # The bezel of cues = background, in face sides (face_px of _place) from the face centre:
 # outside the face box (about one face side wide, so a scale-1.0 crop reaches 0.5-0.6),
 # inside a scale-1.8 crop (0.9) and well inside a scale-2.6 one (1.3).
@@ -639,8 +675,11 @@ def _gamut_frames(v: SimpleNamespace):
         yield v.cam(np.clip(img, 0, 1))
 
 
-KNOWN_ANSWER_ATTACKS = {"order": _reordered_frames, "temporal": _frozen_frames,
-                        "background": _bezel_frames, "static": _gamut_frames}
+KNOWN_ANSWER_ATTACKS = {"reversed": _reversed_frames, "order": _reordered_frames,
+                        "temporal": _frozen_frames, "background": _bezel_frames,
+                        "static": _gamut_frames}
+# The known-answer sets whose genuine videos are not the natural set's
+KNOWN_ANSWER_GENUINE = {"reversed": _brightening_frames}
 CUES = ("natural",) + tuple(KNOWN_ANSWER_ATTACKS)
 
 

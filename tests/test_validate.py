@@ -71,14 +71,14 @@ def test_verdicts_pass_and_fail_from_the_tables(tmp_path):
                  str(runs["background"]), str(runs["static"]), "--out", str(tmp_path / "o2")])
     assert rc == 1
     assert "FAIL" in (tmp_path / "o2" / "validate.md").read_text()
-    # the default sets: the order set first; its run folder is read for its verdicts
-    order = tmp_path / "order"
-    _tables(order, {"cnn_T1_s1.0": 50.0, "lstm_T5_s1.0": 9.0, "peephole_T5_s1.0": 30.0})
-    rc = V.main(["--runs", str(order), str(runs["background"]), str(runs["static"]),
+    # the default sets: the reversed set first; its run folder is read for its verdicts
+    rev = tmp_path / "reversed"
+    _tables(rev, {"cnn_T1_s1.0": 50.0, "lstm_T5_s1.0": 9.0, "peephole_T5_s1.0": 30.0})
+    rc = V.main(["--runs", str(rev), str(runs["background"]), str(runs["static"]),
                  "--out", str(tmp_path / "o3")])
     assert rc == 1
     md = (tmp_path / "o3" / "validate.md").read_text()
-    assert md.count("| PASS |") == 6 and md.count("| FAIL |") == 1 and "| order | peephole_T5_s1.0" in md
+    assert md.count("| PASS |") == 6 and md.count("| FAIL |") == 1 and "| reversed | peephole_T5_s1.0" in md
 
 
 def test_one_run_folder_per_set_or_a_clear_error(tmp_path, capsys):
@@ -140,6 +140,31 @@ def test_an_order_attack_shows_its_genuine_twins_frames_shuffled():
     assert not nat & set(gen)
 
 
+@pytest.mark.slow   # renders synthetic videos
+def test_a_reversed_attack_is_its_genuine_twin_played_backwards():
+    """The reversed set's attacks are the frames of the subject's genuine video of their
+    quality in reverse order (so one frame cannot tell the classes apart), and that genuine
+    video brightens frame by frame (so the direction of time can): its mean grey level
+    rises at every step, by about EXPOSURE_STEP of it."""
+    import hashlib
+    from data_prep import synth
+    p = _params("reversed")
+    key = lambda f: hashlib.sha256(f.tobytes()).hexdigest()          # noqa: E731
+    gen = list(synth._render_frames(p, "train", 2, "2"))
+    assert len({key(f) for f in gen}) == len(gen)
+    for stem in ("4", "6", "8"):
+        att = [key(f) for f in synth._render_frames(p, "train", 2, stem)]
+        assert att == [key(f) for f in gen[::-1]], stem
+    means = np.array([f.mean() for f in gen])
+    steps = np.diff(means) / means[:-1]
+    lo, hi = synth.EXPOSURE_STEP
+    assert np.all(steps > 0), steps
+    assert 0.5 * lo < np.median(steps) < 1.5 * hi, steps
+    # the natural set's genuine videos do not brighten like this
+    nat = np.array([f.mean() for f in synth._render_frames(_params("natural"), "train", 2, "2")])
+    assert np.median(np.abs(np.diff(nat)) / nat[:-1]) < 0.5 * lo
+
+
 @pytest.mark.slow   # renders synthetic videos and runs Viola-Jones
 def test_the_bezel_lies_outside_the_face_box():
     """In a background-set attack, the scale-1.0 crop of the detected face box holds no
@@ -176,16 +201,12 @@ def _eer(run: Path, name: str) -> float:
                     if r["experiment"] == name and r["protocol"] == "overall")
 
 
-@pytest.mark.slow   # renders a set, trains two CNNs through make reproduce-table1
-@pytest.mark.caffe
-def test_background_only_set_scale_1_is_at_chance_and_scale_2_6_learns(tmp_path):
-    """The claim itself, on the smallest background-only set (the demo's solver and nets):
-    the attack cue lies only outside the face box, so the CNN on the face box (s = 1.0)
-    must stay at chance and the CNN on a crop 2.6 times the box must learn. A crop that
-    ignores the scale, or a cue that leaks into the face, fails one of the two."""
+def _tiny_run(tmp_path: Path, cues: str) -> Path:
+    """tests/configs/validate-tiny-<cues>.yaml's set, rendered and trained through
+    ``make reproduce-table1`` (the demo's solver and nets); returns the run folder."""
     from data_prep import synth
-    cfg_path = ROOT / "tests" / "configs" / "validate-tiny-background.yaml"
-    data = tmp_path / "known-background"
+    cfg_path = ROOT / "tests" / "configs" / f"validate-tiny-{cues}.yaml"
+    data = tmp_path / f"known-{cues}"
     synth.generate(synth.synth_params(load_config(str(cfg_path)), "known_mini"), data,
                    workers=2, progress=False)
     run = tmp_path / "run"
@@ -194,6 +215,32 @@ def test_background_only_set_scale_1_is_at_chance_and_scale_2_6_learns(tmp_path)
                           f"DATASET={data}", f"CONFIG={cfg_path}", f"RUN={run}"],
                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1200)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-3000:]
+    return run
+
+
+@pytest.mark.slow   # renders a set, trains a CNN and an LSTM-CNN through make reproduce-table1
+@pytest.mark.caffe
+def test_reversed_set_the_cnn_is_at_chance_and_the_lstm_cnn_learns(tmp_path):
+    """The temporal claim itself, on the smallest reversed set (the demo's solver and nets):
+    attacks are genuine videos played backwards, so the CNN on one frame must stay at
+    chance and the LSTM-CNN, which sees 5 frames in order, must learn. A temporal path
+    that mixes frames of different clips (a wrong time-major reshape), or one that loses
+    their order, leaves the LSTM-CNN at chance and fails this test; a frame-level cue
+    that leaks into the set fails the CNN's half."""
+    run = _tiny_run(tmp_path, "reversed")
+    one, seq = _eer(run, "cnn_T1_s1.0"), _eer(run, "lstm_T5_s1.0")
+    assert V.holds("chance", one), f"CNN EER {one:.2f} %: one frame beat chance"
+    assert V.holds("learns", seq), f"LSTM-CNN EER {seq:.2f} %: the direction of time was not learnt"
+
+
+@pytest.mark.slow   # renders a set, trains two CNNs through make reproduce-table1
+@pytest.mark.caffe
+def test_background_only_set_scale_1_is_at_chance_and_scale_2_6_learns(tmp_path):
+    """The claim itself, on the smallest background-only set (the demo's solver and nets):
+    the attack cue lies only outside the face box, so the CNN on the face box (s = 1.0)
+    must stay at chance and the CNN on a crop 2.6 times the box must learn. A crop that
+    ignores the scale, or a cue that leaks into the face, fails one of the two."""
+    run = _tiny_run(tmp_path, "background")
     face, wide = _eer(run, "cnn_T1_s1.0"), _eer(run, "cnn_T1_s2.6")
     assert V.holds("chance", face), f"s = 1.0 EER {face:.2f} %: the face box alone beat chance"
     assert V.holds("learns", wide), f"s = 2.6 EER {wide:.2f} %: the background cue was not learnt"

@@ -161,6 +161,8 @@ def plot(results: dict, path: Path) -> Path:
     import matplotlib.pyplot as plt
     from configs.files import save_figure_atomic
     fig, axes = plt.subplots(1, len(results), figsize=(3.0 * len(results), 3.0), sharey=True)
+    # 0-60 unless a variant goes above it (a model that reads time backwards: up to 100)
+    top = max([60.0] + [r["hter_test"] + 10 for res in results.values() for r in res["rows"]])
     for ax, (label, res) in zip(np.atleast_1d(axes), results.items()):
         rows = {r["variant"]: r for r in res["rows"]}
         h = [rows[v]["hter_test"] for v in VARIANTS]
@@ -170,7 +172,7 @@ def plot(results: dict, path: Path) -> Path:
                     f"{rows[v]['decisions_changed']:.1f} %", ha="center", fontsize=7)
         ax.axhline(50, color="0.5", ls=":", lw=1)
         ax.set_title(label, fontsize=8)
-        ax.set_ylim(0, 60)
+        ax.set_ylim(0, min(top, 105.0))
         ax.tick_params(axis="x", labelsize=7, rotation=30)
     np.atleast_1d(axes)[0].set_ylabel("HTER(test) %  (label: decisions changed)", fontsize=8)
     fig.tight_layout()

@@ -581,7 +581,8 @@ def _frozen_frames(v: SimpleNamespace):
 
 def genuine_twin(quality: str) -> str:
     """The CASIA genuine stem of one quality (1, 2 or HR_1): the live video whose frames
-    the attacks of that quality show, in another order, in the ``order`` set."""
+    the attacks of that quality show, in another order, in the ``order`` and ``reversed``
+    sets."""
     return next(s for s, i in STEMS.items() if i.attack == "genuine" and i.quality == quality)
 
 

@@ -224,9 +224,9 @@ def test_reversed_set_the_cnn_is_at_chance_and_the_lstm_cnn_learns(tmp_path):
     """The temporal claim itself, on the smallest reversed set (the demo's solver and nets):
     attacks are genuine videos played backwards, so the CNN on one frame must stay at
     chance and the LSTM-CNN, which sees 5 frames in order, must learn. A temporal path
-    that mixes frames of different clips (a wrong time-major reshape), or one that loses
-    their order, leaves the LSTM-CNN at chance and fails this test; a frame-level cue
-    that leaks into the set fails the CNN's half."""
+    that mixes frames of different clips fails it (to_time_major replaced by one straight
+    Reshape: LSTM-CNN EER 47.5 %, docs/validation.md); a frame-level cue that leaks into
+    the set fails the CNN's half."""
     run = _tiny_run(tmp_path, "reversed")
     one, seq = _eer(run, "cnn_T1_s1.0"), _eer(run, "lstm_T5_s1.0")
     assert V.holds("chance", one), f"CNN EER {one:.2f} %: one frame beat chance"

@@ -556,11 +556,13 @@ def _render_frames(params: dict, split: str, subject: int, stem: str, info=None,
         yield from _replay_frames(v)
 
 
-def _genuine_frames(v: SimpleNamespace):
-    face = LiveFace(v.rng, v.dur, v.rate)
+def _genuine_frames(v: SimpleNamespace, face: LiveFace | None = None, gain=None):
+    """A live video; ``gain(i)``, when given, multiplies frame i's exposure."""
+    face = LiveFace(v.rng, v.dur, v.rate) if face is None else face
     for i in range(v.n):
         t = i / v.fps
-        yield v.cam(_live_frame(v.room, v.canvas, face, t, v.subj["skin"]) * np.float32(1 + v.expo(t)))
+        g = 1 + v.expo(t) if gain is None else (1 + v.expo(t)) * gain(i)
+        yield v.cam(_live_frame(v.room, v.canvas, face, t, v.subj["skin"]) * np.float32(g))
 
 
 # --------------------------------------------------------------------------- known answers
@@ -586,6 +588,11 @@ def genuine_twin(quality: str) -> str:
     return next(s for s, i in STEMS.items() if i.attack == "genuine" and i.quality == quality)
 
 
+def _twin_frames(v: SimpleNamespace) -> list[np.ndarray]:
+    """The frames of attack ``v``'s genuine twin, rendered as this set renders it."""
+    return list(_render_frames(v.params, v.split, v.subject, genuine_twin(v.info.quality)))
+
+
 def _reordered_frames(v: SimpleNamespace):
     """cues = order: the very frames of the subject's genuine video of the same quality
     (the same images, sensor noise included) in a random order (one permutation per attack
@@ -596,8 +603,7 @@ def _reordered_frames(v: SimpleNamespace):
     (The rendered images are identical; in the .avi files they differ by about 1.4 grey
     levels on average, because FFmpeg's MJPEG rate control sets each frame's quantiser
     from the frames before it.)"""
-    twin = _video_setup(v.params, v.split, v.subject, genuine_twin(v.info.quality))
-    frames = list(_genuine_frames(twin))
+    frames = _twin_frames(v)
     for i in v.rng.permutation(len(frames)):
         yield frames[i]
 
@@ -616,13 +622,9 @@ EXPOSURE_STEP = (0.02, 0.03)
 def _brightening_frames(v: SimpleNamespace):
     """cues = reversed, genuine: a live video (the natural set's motion, blinks and room
     light) whose exposure gain rises by a constant step a frame (EXPOSURE_STEP)."""
-    face = LiveFace(v.rng, v.dur, v.rate)
+    face = LiveFace(v.rng, v.dur, v.rate)            # drawn first, as for a natural video
     step = float(v.rng.uniform(*EXPOSURE_STEP))
-    for i in range(v.n):
-        t = i / v.fps
-        gain = 1.0 + step * (i - (v.n - 1) / 2)
-        yield v.cam(_live_frame(v.room, v.canvas, face, t, v.subj["skin"])
-                    * np.float32((1 + v.expo(t)) * gain))
+    yield from _genuine_frames(v, face, gain=lambda i: 1.0 + step * (i - (v.n - 1) / 2))
 
 
 def _reversed_frames(v: SimpleNamespace):
@@ -631,8 +633,7 @@ def _reversed_frames(v: SimpleNamespace):
     attack frame is a genuine frame and p(genuine | one frame) is the class prior; here the
     order differs in a signed way: genuine videos brighten, attacks darken. The three
     attacks of one quality are the same video (their files differ only by MJPEG)."""
-    twin = _video_setup(v.params, v.split, v.subject, genuine_twin(v.info.quality))
-    yield from reversed(list(_brightening_frames(twin)))
+    yield from reversed(_twin_frames(v))
 
 
 # The bezel of cues = background, in face sides (face_px of _place) from the face centre:

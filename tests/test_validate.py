@@ -7,6 +7,7 @@ the CNN at chance, the LSTM-CNN far below it (slow)."""
 from __future__ import annotations
 
 import csv
+import hashlib
 import os
 import subprocess
 import sys
@@ -98,6 +99,11 @@ def _params(cues: str) -> dict:
     return synth.synth_params(load_config(None, [f"synth.cues={cues}"]), "mini")
 
 
+def key(frame: np.ndarray) -> str:
+    """A rendered frame's identity (SHA-256 of its bytes)."""
+    return hashlib.sha256(frame.tobytes()).hexdigest()
+
+
 @pytest.mark.slow   # renders synthetic videos
 def test_a_temporal_attack_is_one_live_frame_held_still():
     """Every frame of a temporal-set attack is the same image up to sensor noise; a genuine
@@ -122,11 +128,9 @@ def test_an_order_attack_shows_its_genuine_twins_frames_shuffled():
     is a permutation of the frames of the subject's genuine video of its quality (its own
     permutation), so one frame cannot tell the classes apart; the order is not the
     genuine one. The natural set's attacks share no frame with the genuine video."""
-    import hashlib
     from data_prep import synth
     from data_prep.casia import STEMS
     p = _params("order")
-    key = lambda f: hashlib.sha256(f.tobytes()).hexdigest()          # noqa: E731
     gen = [key(f) for f in synth._render_frames(p, "train", 2, "2")]
     assert len(set(gen)) == len(gen)                  # a genuine video moves: no repeats
     orders = []
@@ -146,10 +150,8 @@ def test_a_reversed_attack_is_its_genuine_twin_played_backwards():
     quality in reverse order (so one frame cannot tell the classes apart), and that genuine
     video brightens frame by frame (so the direction of time can): its mean grey level
     rises at every step, by about EXPOSURE_STEP of it."""
-    import hashlib
     from data_prep import synth
     p = _params("reversed")
-    key = lambda f: hashlib.sha256(f.tobytes()).hexdigest()          # noqa: E731
     gen = list(synth._render_frames(p, "train", 2, "2"))
     assert len({key(f) for f in gen}) == len(gen)
     for stem in ("4", "6", "8"):
